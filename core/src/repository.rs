@@ -1,0 +1,403 @@
+//! Loading aggregates and executing commands against them.
+
+use crate::{
+    Aggregate, AppendResult, Cursor, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
+    Snapshot, StreamId,
+};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Who sends a command and as part of what; copied into the metadata of every event it causes.
+///
+/// ```
+/// use recount::CommandContext;
+/// let ctx = CommandContext::new().with_user("ada").with_command_id(uuid::Uuid::now_v7());
+/// assert_eq!(ctx.user_id.as_deref(), Some("ada"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandContext {
+    /// Shared by everything that follows from one request; a fresh one is drawn when unset.
+    pub correlation_id: Option<Uuid>,
+    /// The event or command that caused this command.
+    pub causation_id: Option<Uuid>,
+    /// The user on whose behalf the command runs.
+    pub user_id: Option<String>,
+    /// The command's own id. When set, event ids are derived from it (UUID v5), so executing
+    /// the same command twice writes its events once.
+    pub command_id: Option<Uuid>,
+    /// Free key/values copied into every event's metadata.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CommandContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the user id.
+    pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the command id, making the command idempotent.
+    pub fn with_command_id(mut self, id: Uuid) -> Self {
+        self.command_id = Some(id);
+        self
+    }
+
+    /// A context for a command caused by a stored event: same correlation id (or the event's
+    /// id when it had none), causation id set to the event's id.
+    pub fn caused_by(event: &crate::RecordedEvent) -> Result<Self, Error> {
+        let meta = event.metadata()?;
+        Ok(CommandContext {
+            correlation_id: Some(meta.correlation_id.unwrap_or(event.id)),
+            causation_id: Some(event.id),
+            user_id: meta.user_id,
+            command_id: None,
+            extra: serde_json::Map::new(),
+        })
+    }
+
+    fn metadata(&self, correlation_id: Uuid) -> Metadata {
+        Metadata {
+            correlation_id: Some(correlation_id),
+            causation_id: self.causation_id,
+            user_id: self.user_id.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// Why a command failed: the aggregate rejected it, or the store did.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The aggregate's own rejection.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// The store failed, or conflicts outlasted the retry bound.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// An aggregate as loaded: its state and the stream version that state includes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream version (0 for a stream never written).
+    pub version: u64,
+}
+
+/// The outcome of a command that was accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed<A> {
+    /// The state after the command's events.
+    pub state: A,
+    /// The stream version after the command.
+    pub version: u64,
+    /// Where the command's last event sits in the global log (`None` when it decided nothing).
+    pub cursor: Option<Cursor>,
+    /// The ids of the events written, in order.
+    pub event_ids: Vec<Uuid>,
+}
+
+/// Counters of a [`Repository`], shared by its clones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryStats {
+    /// Commands executed (accepted, rejected or failed).
+    pub commands: u64,
+    /// Times a command was decided again after a version conflict.
+    pub conflict_retries: u64,
+    /// Times an append was re-sent with the same event ids after an unknown outcome.
+    pub unknown_outcome_retries: u64,
+    /// Successful appends.
+    pub appends: u64,
+    /// Snapshots saved.
+    pub snapshots_saved: u64,
+    /// Snapshot saves that failed (logged, never fatal).
+    pub snapshot_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commands: AtomicU64,
+    conflict_retries: AtomicU64,
+    unknown_outcome_retries: AtomicU64,
+    appends: AtomicU64,
+    snapshots_saved: AtomicU64,
+    snapshot_failures: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Loads aggregates of type `A` from a store and executes commands against them.
+///
+/// See the crate docs for a complete example.
+#[derive(Debug)]
+pub struct Repository<A, S> {
+    store: S,
+    max_conflict_retries: u32,
+    max_unknown_outcome_retries: u32,
+    counters: Arc<Counters>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A, S: Clone> Clone for Repository<A, S> {
+    fn clone(&self) -> Self {
+        Repository {
+            store: self.store.clone(),
+            max_conflict_retries: self.max_conflict_retries,
+            max_unknown_outcome_retries: self.max_unknown_outcome_retries,
+            counters: self.counters.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+/// Events read per page when replaying a stream.
+const REPLAY_PAGE: usize = 1000;
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store`: up to 16 decisions again after conflicts, 3 re-sends of an
+    /// append whose outcome is unknown.
+    pub fn new(store: S) -> Self {
+        Repository {
+            store,
+            max_conflict_retries: 16,
+            max_unknown_outcome_retries: 3,
+            counters: Arc::default(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// How many times a command is decided again after a version conflict before the
+    /// conflict is returned.
+    pub fn with_max_conflict_retries(mut self, retries: u32) -> Self {
+        self.max_conflict_retries = retries;
+        self
+    }
+
+    /// How many times an append whose outcome is unknown is sent again with the same ids.
+    pub fn with_max_unknown_outcome_retries(mut self, retries: u32) -> Self {
+        self.max_unknown_outcome_retries = retries;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stream id of aggregate `id`.
+    pub fn stream_id(&self, id: &str) -> Result<StreamId, Error> {
+        StreamId::new(A::CATEGORY, id)
+    }
+
+    /// The counters, shared by all clones of this repository.
+    pub fn stats(&self) -> RepositoryStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RepositoryStats {
+            commands: get(&c.commands),
+            conflict_retries: get(&c.conflict_retries),
+            unknown_outcome_retries: get(&c.unknown_outcome_retries),
+            appends: get(&c.appends),
+            snapshots_saved: get(&c.snapshots_saved),
+            snapshot_failures: get(&c.snapshot_failures),
+        }
+    }
+
+    /// Loads aggregate `id`: the newest snapshot whose tag matches, then the events after it.
+    /// A stream never written loads as `A::default()` at version 0.
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
+        let stream = self.stream_id(id)?;
+        self.load_stream(&stream).await
+    }
+
+    async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
+        let (mut state, mut version) = self.from_snapshot(stream).await.unwrap_or_default();
+        loop {
+            let page = self.store.read_stream(stream, version + 1, REPLAY_PAGE).await?;
+            let n = page.len();
+            for recorded in page {
+                state.apply(recorded.decode::<A::Event>()?);
+                version = recorded.version;
+            }
+            if n < REPLAY_PAGE {
+                return Ok(Loaded { state, version });
+            }
+        }
+    }
+
+    /// A snapshot is a cache (store contract, item 9): anything wrong with it means replay.
+    async fn from_snapshot(&self, stream: &StreamId) -> Option<(A, u64)> {
+        A::snapshot_every()?;
+        let snapshot = match self.store.load_snapshot(stream).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "snapshot load failed; replaying");
+                return None;
+            }
+        };
+        if snapshot.tag != A::snapshot_tag() {
+            tracing::debug!(%stream, stored = %snapshot.tag, wanted = A::snapshot_tag(), "snapshot tag differs; replaying");
+            return None;
+        }
+        match A::decode_snapshot(&snapshot.state)? {
+            Ok(state) => Some((state, snapshot.version)),
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "snapshot does not decode; replaying");
+                None
+            }
+        }
+    }
+
+    /// Executes a command on aggregate `id`: load, `decide`, append with
+    /// `Exact(version)`. On a conflict it reloads and decides again (up to the bound); when the
+    /// append's outcome is unknown it re-sends the same events with the same ids.
+    pub async fn execute<F>(
+        &self,
+        id: &str,
+        ctx: &CommandContext,
+        mut decide: F,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        F: FnMut(&A) -> Result<Vec<A::Event>, A::Error>,
+    {
+        bump(&self.counters.commands);
+        let stream = self.stream_id(id)?;
+        let correlation_id = ctx.correlation_id.unwrap_or_else(Uuid::now_v7);
+        let mut conflicts = 0;
+        loop {
+            let Loaded { mut state, version } = self.load_stream(&stream).await?;
+            let events = decide(&state).map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                return Ok(Executed { state, version, cursor: None, event_ids: Vec::new() });
+            }
+            let new_events = encode(&events, ctx, correlation_id)?;
+            let event_ids: Vec<Uuid> = new_events.iter().map(|e| e.id).collect();
+            match self.append(&stream, ExpectedVersion::Exact(version), new_events).await {
+                Ok(done) => {
+                    bump(&self.counters.appends);
+                    let expected_version = version + events.len() as u64;
+                    if done.version != expected_version {
+                        // An earlier execution of this command id already wrote these events:
+                        // the state to return is the stored one, not ours plus them again.
+                        let loaded = self.load_stream(&stream).await?;
+                        return Ok(Executed {
+                            state: loaded.state,
+                            version: loaded.version,
+                            cursor: Some(done.cursor),
+                            event_ids,
+                        });
+                    }
+                    for e in events {
+                        state.apply(e);
+                    }
+                    self.maybe_snapshot(&stream, &state, version, done.version).await;
+                    return Ok(Executed { state, version: done.version, cursor: Some(done.cursor), event_ids });
+                }
+                Err(Error::Conflict { .. }) if conflicts < self.max_conflict_retries => {
+                    conflicts += 1;
+                    bump(&self.counters.conflict_retries);
+                    tracing::debug!(%stream, attempt = conflicts, "version conflict; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Appends, re-sending the same events after an unknown outcome (store contract, item 4
+    /// makes that safe: a committed append is recognised by its ids).
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, Error> {
+        let mut attempt = 0;
+        loop {
+            match self.store.append(stream, expected, events.clone()).await {
+                Err(e) if e.is_retriable() && attempt < self.max_unknown_outcome_retries => {
+                    attempt += 1;
+                    bump(&self.counters.unknown_outcome_retries);
+                    tracing::warn!(%stream, attempt, error = %e, "append outcome unknown; re-sending the same events");
+                    tokio::time::sleep(Duration::from_millis(10u64 << attempt.min(6))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn maybe_snapshot(&self, stream: &StreamId, state: &A, before: u64, after: u64) {
+        let Some(every) = A::snapshot_every().filter(|n| *n > 0) else { return };
+        if before / every == after / every {
+            return;
+        }
+        let Some(encoded) = state.encode_snapshot() else { return };
+        let result = match encoded {
+            Ok(state) => {
+                let snapshot = Snapshot {
+                    stream: stream.clone(),
+                    version: after,
+                    tag: A::snapshot_tag().to_owned(),
+                    state,
+                };
+                self.store.save_snapshot(snapshot).await
+            }
+            Err(e) => Err(Error::invalid("snapshot", e.to_string())),
+        };
+        match result {
+            Ok(()) => bump(&self.counters.snapshots_saved),
+            Err(e) => {
+                bump(&self.counters.snapshot_failures);
+                tracing::warn!(%stream, version = after, error = %e, "snapshot save failed; the command stands");
+            }
+        }
+    }
+}
+
+fn encode<E: Event>(
+    events: &[E],
+    ctx: &CommandContext,
+    correlation_id: Uuid,
+) -> Result<Vec<NewEvent>, Error> {
+    let metadata = ctx.metadata(correlation_id);
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let payload = e.encode().map_err(|err| Error::invalid("payload", err.to_string()))?;
+            let id = match ctx.command_id {
+                Some(cmd) => Uuid::new_v5(&cmd, &(i as u64).to_be_bytes()),
+                None => Uuid::now_v7(),
+            };
+            Ok(NewEvent {
+                id,
+                event_type: e.event_type().to_owned(),
+                schema_version: e.schema_version(),
+                payload,
+                metadata: metadata.clone(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! The store contract.
+
+use crate::{
+    AppendResult, Cursor, ExpectedVersion, LogBatch, LogFilter, NewEvent, RecordedEvent, Result,
+    Snapshot, StreamId,
+};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// An event store. Every implementation honours the store contract of DESIGN.md, checked by
+/// the conformance suite in `recount::testing` (feature `testing`).
+///
+/// The trait is object safe; handles are cheap to clone (`Arc<dyn EventStore>` is a store too).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if it is at the `expected` version: all or nothing
+    /// (items 1–4). An exact retry of a committed append returns the original result.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult>;
+
+    /// Events of `stream` with version ≥ `from_version`, in version order, at most `limit`
+    /// (item 7). A stream never written reads as empty; a deleted one is
+    /// [`Error::StreamDeleted`](crate::Error::StreamDeleted).
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>>;
+
+    /// The stream's current version (0 when it has no events).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64>;
+
+    /// Up to `limit` committed events after `after` that pass `filter`, in log order, and the
+    /// cursor up to which the store looked (items 5 and 6).
+    async fn read_all(&self, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch>;
+
+    /// Tombstones `stream` if it is at the `expected` version (item 8).
+    async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()>;
+
+    /// Saves a snapshot unless a newer one is stored (item 9).
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;
+
+    /// The newest snapshot of `stream`.
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>>;
+
+    /// The named checkpoint.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>>;
+
+    /// Sets the named checkpoint to `new` if it is at `expected` (`None`: not stored yet);
+    /// otherwise [`Error::CheckpointConflict`](crate::Error::CheckpointConflict) (item 10).
+    async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()>;
+}
+
+macro_rules! forward_store {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<S: EventStore + ?Sized> EventStore for $ty {
+            async fn append(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> Result<AppendResult> {
+                (**self).append(stream, expected, events).await
+            }
+            async fn read_stream(
+                &self,
+                stream: &StreamId,
+                from_version: u64,
+                limit: usize,
+            ) -> Result<Vec<RecordedEvent>> {
+                (**self).read_stream(stream, from_version, limit).await
+            }
+            async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
+                (**self).stream_version(stream).await
+            }
+            async fn read_all(&self, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch> {
+                (**self).read_all(after, filter, limit).await
+            }
+            async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+                (**self).delete_stream(stream, expected).await
+            }
+            async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+                (**self).save_snapshot(snapshot).await
+            }
+            async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
+                (**self).load_snapshot(stream).await
+            }
+            async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+                (**self).load_checkpoint(name).await
+            }
+            async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+                (**self).save_checkpoint(name, expected, new).await
+            }
+        }
+    };
+}
+
+forward_store!(Arc<S>);
+forward_store!(Box<S>);

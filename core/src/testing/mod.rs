@@ -1,0 +1,119 @@
+//! Test support (feature `testing`): the store conformance suite and a given/when/then
+//! harness for aggregates.
+//!
+//! # Conformance suite
+//!
+//! Every store runs the whole suite by naming a factory that makes a fresh store for each
+//! test:
+//!
+//! ```
+//! use recount::testing::Fixture;
+//! recount::conformance_tests!(|| async { Fixture::new(recount::InMemoryStore::new()) });
+//! # fn main() {}
+//! ```
+//!
+//! Each test runs on its own multi-thread tokio runtime, so racing tests race for real.
+
+pub mod conformance;
+mod harness;
+
+pub use harness::{AggregateTest, Then};
+
+use crate::EventStore;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A store made for one conformance test, with what to do after it (drop a database, …).
+pub struct Fixture<S> {
+    store: S,
+    teardown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<S> std::fmt::Debug for Fixture<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture").finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore + Clone> Fixture<S> {
+    /// A fixture with nothing to clean up.
+    pub fn new(store: S) -> Self {
+        Fixture { store, teardown: None }
+    }
+
+    /// Runs `teardown` after the test, whether it passed or not.
+    pub fn with_teardown(mut self, teardown: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.teardown = Some(Box::pin(teardown));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+/// Runs one conformance test on a fresh multi-thread runtime: makes the fixture, runs the
+/// test, tears the fixture down, then re-raises a failure. Used by [`conformance_tests!`].
+///
+/// [`conformance_tests!`]: crate::conformance_tests
+pub fn run_conformance<S, F, FFut, T, TFut>(factory: F, test: T)
+where
+    S: EventStore + Clone,
+    F: FnOnce() -> FFut,
+    FFut: Future<Output = Fixture<S>>,
+    T: FnOnce(S) -> TFut,
+    TFut: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the conformance test");
+    runtime.block_on(async move {
+        let fixture = factory().await;
+        let outcome = tokio::spawn(test(fixture.store.clone())).await;
+        if let Some(teardown) = fixture.teardown {
+            teardown.await;
+        }
+        if let Err(e) = outcome {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("conformance test was cancelled: {e}");
+        }
+    });
+}
+
+/// Stamps out the whole store conformance suite as `#[test]` functions, one per guarantee,
+/// for a factory `|| async { Fixture<S> }` called once per test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@each $factory;
+            versions_are_contiguous_from_one,
+            expected_version_is_checked_and_conflicts_write_nothing,
+            concurrent_exact_appends_write_each_version_once,
+            batches_are_all_or_nothing,
+            readers_never_observe_part_of_a_batch,
+            exact_retry_is_idempotent_and_partial_retry_is_a_duplicate,
+            global_log_follower_sees_every_event_once_under_concurrency,
+            filtered_reads_keep_matches_and_report_progress,
+            stream_reads_start_at_a_version_and_respect_the_limit,
+            deleted_stream_rejects_appends_and_reads_but_stays_in_the_log,
+            snapshots_keep_the_newest,
+            checkpoints_compare_and_set,
+            concurrent_checkpoint_writers_exactly_one_wins,
+            invalid_input_is_rejected_before_anything_is_written,
+            recorded_events_keep_what_was_appended
+        );
+    };
+    (@each $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testing::run_conformance($factory, $crate::testing::conformance::$name);
+            }
+        )*
+    };
+}

@@ -1,0 +1,5 @@
+//! StoryChain command line (first slice comes with the StoryChain issue).
+
+fn main() {
+    println!("storychain: not built yet");
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for the bench binary and cross-store tests.
