@@ -7,6 +7,7 @@ use crate::{
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// An [`EventStore`] in memory. Cloning gives another handle to the same store.
@@ -27,6 +28,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryStore {
     inner: Arc<Mutex<Inner>>,
+    appended: Arc<tokio::sync::Notify>,
     limits: Limits,
 }
 
@@ -141,7 +143,9 @@ impl EventStore for InMemoryStore {
                 recorded_at: now,
             });
         }
-        Ok(AppendResult { version, cursor: Cursor::from_position(inner.log.len() as u64) })
+        let cursor = Cursor::from_position(inner.log.len() as u64);
+        self.appended.notify_waiters();
+        Ok(AppendResult { version, cursor })
     }
 
     async fn read_stream(
@@ -224,6 +228,14 @@ impl EventStore for InMemoryStore {
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
         Ok(self.lock().snapshots.get(stream).cloned())
+    }
+
+    async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
+        let notified = self.appended.notified();
+        if self.lock().log.len() as u64 > after.position() {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {

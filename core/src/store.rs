@@ -6,6 +6,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An event store. Every implementation honours the store contract of DESIGN.md, checked by
 /// the conformance suite in `recount::testing` (feature `testing`).
@@ -54,6 +55,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// Sets the named checkpoint to `new` if it is at `expected` (`None`: not stored yet);
     /// otherwise [`Error::CheckpointConflict`](crate::Error::CheckpointConflict) (item 10).
     async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()>;
+
+    /// Waits until events may have been appended after `after`, or until `timeout` passes.
+    ///
+    /// A hint for followers of the global log, never a guarantee: callers read again either
+    /// way. Stores that can be woken (in-process appends, PostgreSQL `LISTEN/NOTIFY`) return
+    /// early; the default just sleeps for `timeout`.
+    async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
+        let _ = after;
+        tokio::time::sleep(timeout).await;
+    }
 }
 
 macro_rules! forward_store {
@@ -96,6 +107,9 @@ macro_rules! forward_store {
             }
             async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
                 (**self).save_checkpoint(name, expected, new).await
+            }
+            async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
+                (**self).wait_for_append(after, timeout).await
             }
         }
     };

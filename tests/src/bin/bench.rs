@@ -1,1 +1,71 @@
-fn main() {}
+//! `bench`: every scenario of the benchmark contract through Recount and through a raw
+//! baseline on the same engine, in the same run; prints ratios.
+//!
+//! `cargo run --release -p recount-tests --bin bench -- [--store memory|sqlite|postgres]
+//! [--scenario NAME] [--quick] [--json PATH]`
+
+use clap::Parser;
+use recount_tests::bench::{self, BenchOptions, PairFactory, Row};
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(about = "Recount benchmarks: Recount beside a raw baseline, same engine, same run")]
+struct Args {
+    /// Stores to measure (repeatable). Default: memory and sqlite, and postgres when
+    /// DATABASE_URL is set.
+    #[arg(long = "store", value_parser = ["memory", "sqlite", "postgres"])]
+    stores: Vec<String>,
+    /// Run only this scenario.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS))]
+    scenario: Option<String>,
+    /// Shrink every size (a quick check, as CI runs it).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the rows as a JSON array to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+fn factory(store: &str) -> Option<PairFactory> {
+    match store {
+        "memory" => Some(Box::new(|| Box::pin(async { Ok(bench::MemoryRaw::pair()) }))),
+        "sqlite" => bench::sqlite::factory(),
+        "postgres" => bench::postgres::factory(),
+        _ => None,
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let mut stores = args.stores.clone();
+    if stores.is_empty() {
+        stores = vec!["memory".into(), "sqlite".into()];
+        if std::env::var_os("DATABASE_URL").is_some() {
+            stores.push("postgres".into());
+        }
+    }
+    let opts = BenchOptions { quick: args.quick, scenario: args.scenario.clone() };
+    let mut rows: Vec<Row> = Vec::new();
+    for store in &stores {
+        let Some(factory) = factory(store) else {
+            eprintln!("bench: store `{store}` is not available in this build");
+            return std::process::ExitCode::FAILURE;
+        };
+        match bench::run_scenarios(&factory, &opts).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("bench: {store} failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    bench::print_table(&rows);
+    if let Some(path) = &args.json {
+        if let Err(e) = bench::write_json(&rows, path) {
+            eprintln!("bench: cannot write {}: {e}", path.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}

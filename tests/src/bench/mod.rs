@@ -1,0 +1,126 @@
+//! The benchmark harness: scenarios run through Recount and through a raw baseline.
+
+mod memory;
+pub mod postgres;
+pub mod sqlite;
+mod report;
+mod scenarios;
+
+pub use memory::MemoryRaw;
+
+pub use report::{print_table, write_json, Row};
+pub use scenarios::{run_scenarios, SCENARIOS};
+
+use async_trait::async_trait;
+use recount::{EventStore, Result};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// One stored row as a raw baseline reads it: the same fields Recount reads.
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    /// Event id.
+    pub id: uuid::Uuid,
+    /// Stream id.
+    pub stream: String,
+    /// Stream version.
+    pub version: i64,
+    /// Position in the log (both parts; single-position stores leave the first 0).
+    pub position: (i64, i64),
+    /// Event type.
+    pub event_type: String,
+    /// Schema version.
+    pub schema_version: i32,
+    /// Payload JSON text.
+    pub payload: String,
+    /// Metadata JSON text.
+    pub metadata: String,
+}
+
+/// An event as a raw baseline writes it.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// Event id.
+    pub id: uuid::Uuid,
+    /// Event type.
+    pub event_type: &'static str,
+    /// Payload JSON text.
+    pub payload: String,
+    /// Metadata JSON text.
+    pub metadata: String,
+}
+
+/// The raw baseline of one store: the same work as Recount's store, done directly with the
+/// same engine and driver, on the same tables, indexes and settings.
+#[async_trait]
+pub trait RawStore: Send + Sync + 'static {
+    /// Appends `events` to `stream`, which is at `version_before`, the way the raw side of
+    /// the store's benchmark contract says (one transaction per call).
+    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()>;
+
+    /// Every row of `stream` from version `from` in version order.
+    async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<RawRow>>;
+
+    /// The stored snapshot of `stream` (version, state JSON), if any.
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>>;
+
+    /// Up to `limit` rows of the global log after `after`, in log order.
+    async fn read_log(&self, after: (i64, i64), limit: usize) -> Result<Vec<RawRow>>;
+
+    /// Called with every batch the scenario seeds through Recount. A baseline on the same
+    /// storage (SQLite, PostgreSQL) sees those rows already and does nothing; one with its own
+    /// storage (memory) stores them too.
+    async fn seed(&self, _stream: &str, _version_before: u64, _events: &[RawEvent]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Like [`RawStore::seed`], for a snapshot saved through Recount.
+    async fn seed_snapshot(&self, _stream: &str, _version: u64, _state: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A fresh Recount store and its raw baseline over the same storage.
+pub struct StorePair {
+    /// The store's name in reports: `memory`, `sqlite`, `postgres`.
+    pub name: &'static str,
+    /// Recount's store.
+    pub store: Arc<dyn EventStore>,
+    /// The raw baseline on the same storage.
+    pub raw: Arc<dyn RawStore>,
+}
+
+impl std::fmt::Debug for StorePair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePair").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Makes a fresh [`StorePair`] (empty storage) for each scenario.
+pub type PairFactory = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<StorePair>> + Send>> + Send + Sync>;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct BenchOptions {
+    /// Shrink every size for a quick check (CI).
+    pub quick: bool,
+    /// Run only this scenario.
+    pub scenario: Option<String>,
+}
+
+impl BenchOptions {
+    /// `full` normally, `quick` with `--quick`.
+    pub fn size(&self, full: u64, quick: u64) -> u64 {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    /// Whether `scenario` is selected.
+    pub fn wants(&self, scenario: &str) -> bool {
+        self.scenario.as_deref().is_none_or(|s| s == scenario)
+    }
+}
