@@ -73,6 +73,7 @@ mod cursor;
 mod error;
 mod event;
 mod memory;
+pub mod projection;
 mod repository;
 mod store;
 mod stream;

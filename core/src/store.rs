@@ -56,6 +56,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// otherwise [`Error::CheckpointConflict`](crate::Error::CheckpointConflict) (item 10).
     async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()>;
 
+    /// How many events after `after` pass `filter` (for progress reports and lag).
+    ///
+    /// The default pages through [`EventStore::read_all`]; SQL stores answer with one query.
+    async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
+        let mut n = 0;
+        let mut at = after;
+        loop {
+            let batch = self.read_all(at, filter, 10_000).await?;
+            if batch.events.is_empty() && batch.last_seen == at {
+                return Ok(n);
+            }
+            n += batch.events.len() as u64;
+            at = batch.last_seen;
+        }
+    }
+
     /// Waits until events may have been appended after `after`, or until `timeout` passes.
     ///
     /// A hint for followers of the global log, never a guarantee: callers read again either
@@ -107,6 +123,9 @@ macro_rules! forward_store {
             }
             async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
                 (**self).save_checkpoint(name, expected, new).await
+            }
+            async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
+                (**self).count_after(after, filter).await
             }
             async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
                 (**self).wait_for_append(after, timeout).await
