@@ -108,6 +108,10 @@ pub mod __private {
 
     /// What an upcaster may return: `Result<Value, E: Display>`, or a bare `Value` when the
     /// step cannot fail.
+    #[diagnostic::on_unimplemented(
+        message = "an upcaster must return `serde_json::Value` or `Result<serde_json::Value, E: Display>`, not `{Self}`",
+        label = "this upcaster returns `{Self}`"
+    )]
     pub trait IntoUpcastResult {
         /// The step's outcome, in the shape of [`crate::aggregate::UpcastFn`].
         fn into_upcast_result(self) -> Result<Value, String>;

@@ -187,14 +187,16 @@ fn upcaster_shims(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
     let shims = e.attrs.upcasts.iter().map(|step| {
         let shim = upcaster_shim(e, step.from.value);
         let with = &step.with;
+        let private = quote_spanned!(span_of(with)=> __recount_private);
         let call = quote_spanned! {span_of(with)=>
-            #krate::__private::IntoUpcastResult::into_upcast_result(#with(value))
+            #private::IntoUpcastResult::into_upcast_result(#with(value))
         };
         quote! {
             #(#cfgs)*
             fn #shim(
                 value: #krate::__private::serde_json::Value,
             ) -> ::core::result::Result<#krate::__private::serde_json::Value, ::std::string::String> {
+                use #krate::__private as #private;
                 #call
             }
         }

@@ -1,0 +1,15 @@
+use recount::aggregate;
+
+#[derive(Default)]
+struct Story {
+    title: String,
+}
+
+#[aggregate(category = "story", error = std::fmt::Error)]
+impl Story {
+    #[event(version = 2, version = 3)]
+    fn renamed(&mut self, title: String) {
+        self.title = title;
+    }
+}
+fn main() {}

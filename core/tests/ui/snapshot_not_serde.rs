@@ -1,0 +1,16 @@
+use recount::aggregate;
+
+#[derive(Default)]
+struct Story {
+    title: String,
+}
+
+#[aggregate(category = "story", error = std::fmt::Error, snapshot_every = 100)]
+impl Story {
+    #[event]
+    fn renamed(&mut self, title: String) {
+        self.title = title;
+    }
+}
+
+fn main() {}
