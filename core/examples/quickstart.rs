@@ -4,7 +4,9 @@
 //! `cargo run -p recount --example quickstart`
 
 use recount::aggregate::DecodeError;
-use recount::{Aggregate, CommandContext, Cursor, Event, EventStore, InMemoryStore, LogFilter, Repository};
+use recount::{
+    Aggregate, CommandContext, Cursor, Event, EventStore, InMemoryStore, LogFilter, Repository,
+};
 use serde_json::value::RawValue;
 
 /// A bank account.
@@ -24,7 +26,8 @@ enum AccountEvent {
 }
 
 impl Event for AccountEvent {
-    const EVENT_TYPES: &'static [&'static str] = &["account.opened", "account.deposited", "account.withdrawn"];
+    const EVENT_TYPES: &'static [&'static str] =
+        &["account.opened", "account.deposited", "account.withdrawn"];
 
     fn event_type(&self) -> &'static str {
         match self {
@@ -52,9 +55,15 @@ impl Event for AccountEvent {
             amount: i64,
         }
         Ok(match event_type {
-            "account.opened" => AccountEvent::Opened { owner: serde_json::from_str::<Owner>(payload)?.owner },
-            "account.deposited" => AccountEvent::Deposited { amount: serde_json::from_str::<Amount>(payload)?.amount },
-            "account.withdrawn" => AccountEvent::Withdrawn { amount: serde_json::from_str::<Amount>(payload)?.amount },
+            "account.opened" => AccountEvent::Opened {
+                owner: serde_json::from_str::<Owner>(payload)?.owner,
+            },
+            "account.deposited" => AccountEvent::Deposited {
+                amount: serde_json::from_str::<Amount>(payload)?.amount,
+            },
+            "account.withdrawn" => AccountEvent::Withdrawn {
+                amount: serde_json::from_str::<Amount>(payload)?.amount,
+            },
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })
     }
@@ -85,7 +94,13 @@ impl Aggregate for Account {
 
 impl Account {
     fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, AccountError> {
-        Ok(if self.open { vec![] } else { vec![AccountEvent::Opened { owner: owner.to_owned() }] })
+        Ok(if self.open {
+            vec![]
+        } else {
+            vec![AccountEvent::Opened {
+                owner: owner.to_owned(),
+            }]
+        })
     }
 
     fn deposit(&self, amount: i64) -> Result<Vec<AccountEvent>, AccountError> {
@@ -97,7 +112,10 @@ impl Account {
 
     fn withdraw(&self, amount: i64) -> Result<Vec<AccountEvent>, AccountError> {
         if self.balance < amount {
-            return Err(AccountError::Insufficient { balance: self.balance, asked: amount });
+            return Err(AccountError::Insufficient {
+                balance: self.balance,
+                asked: amount,
+            });
         }
         Ok(vec![AccountEvent::Withdrawn { amount }])
     }
@@ -112,7 +130,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     accounts.execute("42", &ctx, |a| a.open("Ada")).await?;
     accounts.execute("42", &ctx, |a| a.deposit(100)).await?;
     let done = accounts.execute("42", &ctx, |a| a.withdraw(30)).await?;
-    println!("account-42 is at version {} with balance {}", done.version, done.state.balance);
+    println!(
+        "account-42 is at version {} with balance {}",
+        done.version, done.state.balance
+    );
 
     match accounts.execute("42", &ctx, |a| a.withdraw(500)).await {
         Err(e) => println!("refused as expected: {e}"),
@@ -120,9 +141,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("the global log:");
-    let batch = store.read_all(Cursor::START, &LogFilter::all(), 100).await?;
+    let batch = store
+        .read_all(Cursor::START, &LogFilter::all(), 100)
+        .await?;
     for e in &batch.events {
-        println!("  {:>3}  {:<12} v{}  {:<18} {}", e.cursor, e.stream, e.version, e.event_type, e.payload);
+        println!(
+            "  {:>3}  {:<12} v{}  {:<18} {}",
+            e.cursor, e.stream, e.version, e.event_type, e.payload
+        );
     }
     Ok(())
 }

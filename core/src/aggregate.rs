@@ -85,7 +85,10 @@ pub fn decode_upcast<T: serde::de::DeserializeOwned>(
         return Ok(serde_json::from_str(payload)?);
     }
     if stored > current {
-        return Err(DecodeError::VersionTooNew { found: stored, known: current });
+        return Err(DecodeError::VersionTooNew {
+            found: stored,
+            known: current,
+        });
     }
     let mut value: Value = serde_json::from_str(payload)?;
     for from in stored..current {
@@ -150,9 +153,10 @@ impl RecordedEvent {
     /// [`Error::UnknownEventType`]; anything else that fails is [`Error::Corrupt`] naming it.
     pub fn decode<E: Event>(&self) -> Result<E, Error> {
         E::decode(&self.event_type, self.schema_version, &self.payload).map_err(|e| match e {
-            DecodeError::UnknownType(event_type) => {
-                Error::UnknownEventType { stream: self.stream.clone(), event_type }
-            }
+            DecodeError::UnknownType(event_type) => Error::UnknownEventType {
+                stream: self.stream.clone(),
+                event_type,
+            },
             other => self.corrupt(other.to_string()),
         })
     }

@@ -28,7 +28,10 @@ impl Cursor {
 
     /// A cursor for stores with a single position (SQLite, in-memory).
     pub const fn from_position(position: u64) -> Self {
-        Cursor { major: 0, minor: position }
+        Cursor {
+            major: 0,
+            minor: position,
+        }
     }
 
     /// A cursor from two parts, ordered by `major` then `minor` (PostgreSQL: transaction id,

@@ -76,7 +76,9 @@ pub enum Error {
         event_type: String,
     },
     /// The database was migrated by a newer Recount than this one.
-    #[error("the database schema is version {found}, newer than this build supports ({supported})")]
+    #[error(
+        "the database schema is version {found}, newer than this build supports ({supported})"
+    )]
     SchemaTooNew {
         /// The schema version found in the database.
         found: i64,
@@ -106,22 +108,37 @@ impl Error {
     /// database, or an append whose outcome is unknown. Conflicts are not retriable this way:
     /// they need a fresh decision.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Error::Store { retriable: true, .. })
+        matches!(
+            self,
+            Error::Store {
+                retriable: true,
+                ..
+            }
+        )
     }
 
     /// Wraps an engine error that retrying will not fix.
     pub fn store(source: impl Into<BoxError>) -> Self {
-        Error::Store { source: source.into(), retriable: false }
+        Error::Store {
+            source: source.into(),
+            retriable: false,
+        }
     }
 
     /// Wraps an engine error after which retrying may succeed.
     pub fn retriable(source: impl Into<BoxError>) -> Self {
-        Error::Store { source: source.into(), retriable: true }
+        Error::Store {
+            source: source.into(),
+            retriable: true,
+        }
     }
 
     /// An [`Error::InvalidInput`] for `field`.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidInput { field, reason: reason.into() }
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -68,8 +68,8 @@ impl NewEvent {
     /// assert!(recount::NewEvent::new("counter.added", &5).is_err());
     /// ```
     pub fn new(event_type: impl Into<String>, payload: &impl Serialize) -> Result<Self, Error> {
-        let text = serde_json::to_string(payload)
-            .map_err(|e| Error::invalid("payload", e.to_string()))?;
+        let text =
+            serde_json::to_string(payload).map_err(|e| Error::invalid("payload", e.to_string()))?;
         Self::from_json_text(event_type, text)
     }
 
@@ -88,7 +88,11 @@ impl NewEvent {
 
     /// An event from an already encoded payload, not checked here: the store checks it when
     /// appended (it must be a JSON object).
-    pub fn from_raw(event_type: impl Into<String>, schema_version: u32, payload: Box<RawValue>) -> Self {
+    pub fn from_raw(
+        event_type: impl Into<String>,
+        schema_version: u32,
+        payload: Box<RawValue>,
+    ) -> Self {
         NewEvent {
             id: Uuid::now_v7(),
             event_type: event_type.into(),
@@ -260,7 +264,10 @@ pub const MAX_EVENT_TYPE_LEN: usize = 200;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_payload_bytes: 1 << 20, max_metadata_bytes: 16 << 10 }
+        Limits {
+            max_payload_bytes: 1 << 20,
+            max_metadata_bytes: 16 << 10,
+        }
     }
 }
 
@@ -284,14 +291,20 @@ impl Limits {
     /// Every store calls this before it touches its storage, so invalid input writes nothing.
     pub fn validate(&self, events: Vec<NewEvent>) -> Result<Vec<ValidEvent>, Error> {
         if events.is_empty() {
-            return Err(Error::invalid("events", "an append needs at least one event"));
+            return Err(Error::invalid(
+                "events",
+                "an append needs at least one event",
+            ));
         }
         let mut ids = std::collections::HashSet::with_capacity(events.len());
         events
             .into_iter()
             .map(|e| {
                 if !ids.insert(e.id) {
-                    return Err(Error::invalid("event id", format!("{} appears twice in the batch", e.id)));
+                    return Err(Error::invalid(
+                        "event id",
+                        format!("{} appears twice in the batch", e.id),
+                    ));
                 }
                 self.validate_one(e)
             })
@@ -305,7 +318,10 @@ impl Limits {
         if e.event_type.len() > MAX_EVENT_TYPE_LEN {
             return Err(Error::invalid(
                 "event type",
-                format!("{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}", e.event_type.len()),
+                format!(
+                    "{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}",
+                    e.event_type.len()
+                ),
             ));
         }
         if e.schema_version == 0 {
@@ -317,14 +333,22 @@ impl Limits {
         if e.payload.get().len() > self.max_payload_bytes {
             return Err(Error::invalid(
                 "payload",
-                format!("{} bytes, more than the limit of {}", e.payload.get().len(), self.max_payload_bytes),
+                format!(
+                    "{} bytes, more than the limit of {}",
+                    e.payload.get().len(),
+                    self.max_payload_bytes
+                ),
             ));
         }
         let metadata = e.metadata.to_json();
         if metadata.len() > self.max_metadata_bytes {
             return Err(Error::invalid(
                 "metadata",
-                format!("{} bytes, more than the limit of {}", metadata.len(), self.max_metadata_bytes),
+                format!(
+                    "{} bytes, more than the limit of {}",
+                    metadata.len(),
+                    self.max_metadata_bytes
+                ),
             ));
         }
         Ok(ValidEvent {

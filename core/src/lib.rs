@@ -88,9 +88,7 @@ pub use event::{
     ValidEvent, MAX_EVENT_TYPE_LEN,
 };
 pub use memory::InMemoryStore;
-pub use repository::{
-    CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats,
-};
+pub use repository::{CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats};
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
 
@@ -131,9 +129,7 @@ pub mod __private {
 
     /// `Aggregate::encode_snapshot` of a generated aggregate. The bound is what reports a
     /// struct that is not `Serialize` (spanned on `snapshot_every`).
-    pub fn encode_snapshot<T: serde::Serialize>(
-        state: &T,
-    ) -> Result<String, serde_json::Error> {
+    pub fn encode_snapshot<T: serde::Serialize>(state: &T) -> Result<String, serde_json::Error> {
         serde_json::to_string(state)
     }
 

@@ -56,7 +56,10 @@ impl InMemoryStore {
 
     /// An empty store with other input limits.
     pub fn with_limits(limits: Limits) -> Self {
-        InMemoryStore { limits, ..Self::default() }
+        InMemoryStore {
+            limits,
+            ..Self::default()
+        }
     }
 
     /// How many events the global log holds.
@@ -84,7 +87,10 @@ impl Inner {
         let Some(first) = found.iter().position(Option::is_some) else {
             return Ok(None);
         };
-        let duplicate = || Error::DuplicateEvent { event_id: ids[first], stream: stream.clone() };
+        let duplicate = || Error::DuplicateEvent {
+            event_id: ids[first],
+            stream: stream.clone(),
+        };
         let Some(Some((s0, v0))) = found.first() else {
             return Err(duplicate());
         };
@@ -97,7 +103,10 @@ impl Inner {
         let last = v0 + ids.len() as u64 - 1;
         let entry = &self.streams[stream];
         let cursor = self.log[entry.positions[last as usize - 1]].cursor;
-        Ok(Some(AppendResult { version: last, cursor }))
+        Ok(Some(AppendResult {
+            version: last,
+            cursor,
+        }))
     }
 }
 
@@ -115,7 +124,9 @@ impl EventStore for InMemoryStore {
         let mut inner = self.lock();
         let inner = &mut *inner;
         if inner.streams.get(stream).is_some_and(|s| s.deleted) {
-            return Err(Error::StreamDeleted { stream: stream.clone() });
+            return Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            });
         }
         if let Some(done) = inner.retry_result(stream, &ids)? {
             return Ok(done);
@@ -123,7 +134,11 @@ impl EventStore for InMemoryStore {
         let entry = inner.streams.entry(stream.clone()).or_default();
         let actual = entry.positions.len() as u64;
         if !expected.matches(actual) {
-            return Err(Error::Conflict { stream: stream.clone(), expected, actual });
+            return Err(Error::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
         }
         let mut version = actual;
         for e in events {
@@ -159,7 +174,9 @@ impl EventStore for InMemoryStore {
             return Ok(Vec::new());
         };
         if entry.deleted {
-            return Err(Error::StreamDeleted { stream: stream.clone() });
+            return Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            });
         }
         let start = from_version.max(1) as usize - 1;
         Ok(entry
@@ -174,7 +191,9 @@ impl EventStore for InMemoryStore {
     async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
         let inner = self.lock();
         match inner.streams.get(stream) {
-            Some(e) if e.deleted => Err(Error::StreamDeleted { stream: stream.clone() }),
+            Some(e) if e.deleted => Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            }),
             Some(e) => Ok(e.positions.len() as u64),
             None => Ok(0),
         }
@@ -185,7 +204,9 @@ impl EventStore for InMemoryStore {
         // regular progress (store contract, item 6).
         const SCAN_BOUND: usize = 65_536;
         let inner = self.lock();
-        let start = usize::try_from(after.position()).unwrap_or(usize::MAX).min(inner.log.len());
+        let start = usize::try_from(after.position())
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
         let mut events = Vec::with_capacity(limit.min(1024));
         let mut last_seen = after;
         for e in inner.log[start..].iter().take(SCAN_BOUND.max(limit)) {
@@ -204,11 +225,17 @@ impl EventStore for InMemoryStore {
         let mut inner = self.lock();
         let entry = inner.streams.entry(stream.clone()).or_default();
         if entry.deleted {
-            return Err(Error::StreamDeleted { stream: stream.clone() });
+            return Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            });
         }
         let actual = entry.positions.len() as u64;
         if !expected.matches(actual) {
-            return Err(Error::Conflict { stream: stream.clone(), expected, actual });
+            return Err(Error::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
         }
         entry.deleted = true;
         inner.snapshots.remove(stream);
@@ -242,11 +269,20 @@ impl EventStore for InMemoryStore {
         Ok(self.lock().checkpoints.get(name).copied())
     }
 
-    async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+    ) -> Result<()> {
         let mut inner = self.lock();
         let actual = inner.checkpoints.get(name).copied();
         if actual != expected {
-            return Err(Error::CheckpointConflict { name: name.to_owned(), expected, actual });
+            return Err(Error::CheckpointConflict {
+                name: name.to_owned(),
+                expected,
+                actual,
+            });
         }
         inner.checkpoints.insert(name.to_owned(), new);
         Ok(())

@@ -234,9 +234,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
-        let (mut state, mut version) = self.from_snapshot(stream).await.unwrap_or_default();
+        let (mut state, mut version) = self.snapshot_state(stream).await.unwrap_or_default();
         loop {
-            let page = self.store.read_stream(stream, version + 1, REPLAY_PAGE).await?;
+            let page = self
+                .store
+                .read_stream(stream, version + 1, REPLAY_PAGE)
+                .await?;
             let n = page.len();
             for recorded in page {
                 state.apply(recorded.decode::<A::Event>()?);
@@ -249,7 +252,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// A snapshot is a cache (store contract, item 9): anything wrong with it means replay.
-    async fn from_snapshot(&self, stream: &StreamId) -> Option<(A, u64)> {
+    async fn snapshot_state(&self, stream: &StreamId) -> Option<(A, u64)> {
         A::snapshot_every()?;
         let snapshot = match self.store.load_snapshot(stream).await {
             Ok(s) => s?,
@@ -291,11 +294,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let Loaded { mut state, version } = self.load_stream(&stream).await?;
             let events = decide(&state).map_err(CommandError::Rejected)?;
             if events.is_empty() {
-                return Ok(Executed { state, version, cursor: None, event_ids: Vec::new() });
+                return Ok(Executed {
+                    state,
+                    version,
+                    cursor: None,
+                    event_ids: Vec::new(),
+                });
             }
             let new_events = encode(&events, ctx, correlation_id)?;
             let event_ids: Vec<Uuid> = new_events.iter().map(|e| e.id).collect();
-            match self.append(&stream, ExpectedVersion::Exact(version), new_events).await {
+            match self
+                .append(&stream, ExpectedVersion::Exact(version), new_events)
+                .await
+            {
                 Ok(done) => {
                     bump(&self.counters.appends);
                     let expected_version = version + events.len() as u64;
@@ -313,8 +324,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     for e in events {
                         state.apply(e);
                     }
-                    self.maybe_snapshot(&stream, &state, version, done.version).await;
-                    return Ok(Executed { state, version: done.version, cursor: Some(done.cursor), event_ids });
+                    self.maybe_snapshot(&stream, &state, version, done.version)
+                        .await;
+                    return Ok(Executed {
+                        state,
+                        version: done.version,
+                        cursor: Some(done.cursor),
+                        event_ids,
+                    });
                 }
                 Err(Error::Conflict { .. }) if conflicts < self.max_conflict_retries => {
                     conflicts += 1;
@@ -349,11 +366,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     async fn maybe_snapshot(&self, stream: &StreamId, state: &A, before: u64, after: u64) {
-        let Some(every) = A::snapshot_every().filter(|n| *n > 0) else { return };
+        let Some(every) = A::snapshot_every().filter(|n| *n > 0) else {
+            return;
+        };
         if before / every == after / every {
             return;
         }
-        let Some(encoded) = state.encode_snapshot() else { return };
+        let Some(encoded) = state.encode_snapshot() else {
+            return;
+        };
         let result = match encoded {
             Ok(state) => {
                 let snapshot = Snapshot {
@@ -386,7 +407,9 @@ fn encode<E: Event>(
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let payload = e.encode().map_err(|err| Error::invalid("payload", err.to_string()))?;
+            let payload = e
+                .encode()
+                .map_err(|err| Error::invalid("payload", err.to_string()))?;
             let id = match ctx.command_id {
                 Some(cmd) => Uuid::new_v5(&cmd, &(i as u64).to_be_bytes()),
                 None => Uuid::now_v7(),

@@ -54,7 +54,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Sets the named checkpoint to `new` if it is at `expected` (`None`: not stored yet);
     /// otherwise [`Error::CheckpointConflict`](crate::Error::CheckpointConflict) (item 10).
-    async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()>;
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+    ) -> Result<()>;
 
     /// How many events after `after` pass `filter` (for progress reports and lag).
     ///
@@ -106,10 +111,19 @@ macro_rules! forward_store {
             async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
                 (**self).stream_version(stream).await
             }
-            async fn read_all(&self, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch> {
+            async fn read_all(
+                &self,
+                after: Cursor,
+                filter: &LogFilter,
+                limit: usize,
+            ) -> Result<LogBatch> {
                 (**self).read_all(after, filter, limit).await
             }
-            async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+            async fn delete_stream(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+            ) -> Result<()> {
                 (**self).delete_stream(stream, expected).await
             }
             async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
@@ -121,7 +135,12 @@ macro_rules! forward_store {
             async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
                 (**self).load_checkpoint(name).await
             }
-            async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+            async fn save_checkpoint(
+                &self,
+                name: &str,
+                expected: Option<Cursor>,
+                new: Cursor,
+            ) -> Result<()> {
                 (**self).save_checkpoint(name, expected, new).await
             }
             async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {

@@ -49,13 +49,19 @@ impl StreamId {
         if value.len() > MAX_STREAM_ID_LEN {
             return Err(Error::invalid(
                 "stream id",
-                format!("{} bytes, more than the limit of {MAX_STREAM_ID_LEN}", value.len()),
+                format!(
+                    "{} bytes, more than the limit of {MAX_STREAM_ID_LEN}",
+                    value.len()
+                ),
             ));
         }
         if value.chars().any(char::is_control) {
             return Err(Error::invalid("stream id", "contains a control character"));
         }
-        Ok(StreamId { value, category_len })
+        Ok(StreamId {
+            value,
+            category_len,
+        })
     }
 
     /// The whole id, `"<category>-<id>"`.
@@ -79,7 +85,10 @@ fn validate_category(category: &str) -> Result<(), Error> {
         return Err(Error::invalid("category", "empty"));
     }
     if category.contains('-') {
-        return Err(Error::invalid("category", format!("`{category}` contains `-`")));
+        return Err(Error::invalid(
+            "category",
+            format!("`{category}` contains `-`"),
+        ));
     }
     if category.chars().any(char::is_control) {
         return Err(Error::invalid("category", "contains a control character"));

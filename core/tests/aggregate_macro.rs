@@ -102,18 +102,31 @@ impl Story {
     /// Command: create the story.
     fn create(&self, title: &str, genre: Genre) -> Result<Vec<StoryEvent>, StoryError> {
         let author = "ada".to_owned();
-        Ok(vec![StoryEvent::Created { title: title.to_owned(), genre, author }])
+        Ok(vec![StoryEvent::Created {
+            title: title.to_owned(),
+            genre,
+            author,
+        }])
     }
 
     /// Command: add the next chapter.
-    fn add_chapter(&self, number: u32, title: &str, words: u32) -> Result<Vec<StoryEvent>, StoryError> {
+    fn add_chapter(
+        &self,
+        number: u32,
+        title: &str,
+        words: u32,
+    ) -> Result<Vec<StoryEvent>, StoryError> {
         if self.title.is_empty() {
             return Err(StoryError::NotCreated);
         }
         if number as usize != self.chapters.len() + 1 {
             return Err(StoryError::ChapterOutOfOrder(number));
         }
-        Ok(vec![StoryEvent::ChapterAdded { number, words, title: title.to_owned() }])
+        Ok(vec![StoryEvent::ChapterAdded {
+            number,
+            words,
+            title: title.to_owned(),
+        }])
     }
 
     /// Command: publish, once.
@@ -126,16 +139,33 @@ impl Story {
 
     /// Command: archive; archiving twice decides nothing.
     fn archive(&self) -> Result<Vec<StoryEvent>, StoryError> {
-        Ok(if self.archived { vec![] } else { vec![StoryEvent::Archived] })
+        Ok(if self.archived {
+            vec![]
+        } else {
+            vec![StoryEvent::Archived]
+        })
     }
 }
 
 fn every_variant() -> Vec<StoryEvent> {
     vec![
-        StoryEvent::Created { title: "Dune".into(), genre: Genre::Fantasy, author: "frank".into() },
-        StoryEvent::Renamed { title: "Dune Messiah".into() },
-        StoryEvent::ChapterAdded { number: 1, words: 1200, title: "Arrakis".into() },
-        StoryEvent::Tagged { tag: "classic".into(), source: Some("editor".into()) },
+        StoryEvent::Created {
+            title: "Dune".into(),
+            genre: Genre::Fantasy,
+            author: "frank".into(),
+        },
+        StoryEvent::Renamed {
+            title: "Dune Messiah".into(),
+        },
+        StoryEvent::ChapterAdded {
+            number: 1,
+            words: 1200,
+            title: "Arrakis".into(),
+        },
+        StoryEvent::Tagged {
+            tag: "classic".into(),
+            source: Some("editor".into()),
+        },
         StoryEvent::Published { at: 42 },
         StoryEvent::Archived,
     ]
@@ -172,7 +202,10 @@ fn event_identity_comes_from_names_and_versions() {
             "story.archived"
         ]
     );
-    let ids: Vec<_> = every_variant().iter().map(|e| (e.event_type(), e.schema_version())).collect();
+    let ids: Vec<_> = every_variant()
+        .iter()
+        .map(|e| (e.event_type(), e.schema_version()))
+        .collect();
     assert_eq!(
         ids,
         [
@@ -188,15 +221,28 @@ fn event_identity_comes_from_names_and_versions() {
 
 #[test]
 fn every_variant_round_trips_through_a_payload_without_rust_names() {
-    let rust_names = ["StoryEvent", "Created", "Renamed", "ChapterAdded", "Tagged", "Published", "Archived", "Story"];
+    let rust_names = [
+        "StoryEvent",
+        "Created",
+        "Renamed",
+        "ChapterAdded",
+        "Tagged",
+        "Published",
+        "Archived",
+        "Story",
+    ];
     for event in every_variant() {
         let payload = event.encode().unwrap();
         let value: Value = serde_json::from_str(payload.get()).unwrap();
         assert!(value.is_object(), "{payload} is a JSON object");
         for name in rust_names {
-            assert!(!payload.get().contains(name), "{payload} holds no Rust name like {name}");
+            assert!(
+                !payload.get().contains(name),
+                "{payload} holds no Rust name like {name}"
+            );
         }
-        let back = StoryEvent::decode(event.event_type(), event.schema_version(), payload.get()).unwrap();
+        let back =
+            StoryEvent::decode(event.event_type(), event.schema_version(), payload.get()).unwrap();
         assert_eq!(back, event);
     }
     let payload = StoryEvent::Renamed { title: "x".into() }.encode().unwrap();
@@ -207,9 +253,23 @@ fn every_variant_round_trips_through_a_payload_without_rust_names() {
 #[test]
 fn a_version_1_event_is_read_through_the_upcaster_chain_as_version_3() {
     let event = StoryEvent::decode("story.chapter_added", 1, r#"{"number":7}"#).unwrap();
-    assert_eq!(event, StoryEvent::ChapterAdded { number: 7, words: 0, title: "Chapter 7".into() });
+    assert_eq!(
+        event,
+        StoryEvent::ChapterAdded {
+            number: 7,
+            words: 0,
+            title: "Chapter 7".into()
+        }
+    );
     let event = StoryEvent::decode("story.chapter_added", 2, r#"{"number":2,"words":10}"#).unwrap();
-    assert_eq!(event, StoryEvent::ChapterAdded { number: 2, words: 10, title: "Chapter 2".into() });
+    assert_eq!(
+        event,
+        StoryEvent::ChapterAdded {
+            number: 2,
+            words: 10,
+            title: "Chapter 2".into()
+        }
+    );
 }
 
 #[test]
@@ -217,11 +277,16 @@ fn decoding_reports_unknown_types_newer_versions_missing_steps_and_failing_upcas
     let unknown = StoryEvent::decode("story.deleted", 1, "{}");
     assert!(matches!(unknown, Err(DecodeError::UnknownType(t)) if t == "story.deleted"));
     let newer = StoryEvent::decode("story.published", 3, r#"{"at":1}"#);
-    assert!(matches!(newer, Err(DecodeError::VersionTooNew { found: 3, known: 2 })));
+    assert!(matches!(
+        newer,
+        Err(DecodeError::VersionTooNew { found: 3, known: 2 })
+    ));
     let no_step = StoryEvent::decode("story.published", 1, r#"{"at":1}"#);
     assert!(matches!(no_step, Err(DecodeError::NoUpcaster(1))));
     let failing = StoryEvent::decode("story.chapter_added", 2, r#"{"words":1}"#);
-    assert!(matches!(failing, Err(DecodeError::Upcast { from: 2, ref reason }) if reason == "no chapter number"));
+    assert!(
+        matches!(failing, Err(DecodeError::Upcast { from: 2, ref reason }) if reason == "no chapter number")
+    );
     let bad_json = StoryEvent::decode("story.renamed", 1, r#"{"name":"x"}"#);
     assert!(matches!(bad_json, Err(DecodeError::Json(_))));
 }
@@ -229,13 +294,23 @@ fn decoding_reports_unknown_types_newer_versions_missing_steps_and_failing_upcas
 #[test]
 fn serde_attributes_on_parameters_reach_the_payload() {
     let event = StoryEvent::decode("story.tagged", 1, r#"{"tag":"new"}"#).unwrap();
-    assert_eq!(event, StoryEvent::Tagged { tag: "new".into(), source: None });
+    assert_eq!(
+        event,
+        StoryEvent::Tagged {
+            tag: "new".into(),
+            source: None
+        }
+    );
 }
 
 #[test]
 fn a_snapshot_round_trips_and_is_tagged_with_its_version() {
     assert_eq!(Story::snapshot_every(), Some(3));
-    assert!(Story::snapshot_tag().starts_with("v2-"), "{}", Story::snapshot_tag());
+    assert!(
+        Story::snapshot_tag().starts_with("v2-"),
+        "{}",
+        Story::snapshot_tag()
+    );
     assert_eq!(Story::snapshot_tag().len(), "v2-".len() + 16);
     let story = Story::replayed(every_variant());
     let json = story.encode_snapshot().unwrap().unwrap();
@@ -255,29 +330,39 @@ mod tags {
     pub(crate) mod a {
         use super::*;
         #[derive(Debug, Default, Serialize, Deserialize)]
-        pub(crate) struct Counter { n: u64 }
+        pub(crate) struct Counter {
+            n: u64,
+        }
         #[aggregate(category = "counter", error = Never, snapshot_every = 10)]
         impl Counter {
             #[event]
-            fn added(&mut self, by: u64) { self.n += by; }
+            fn added(&mut self, by: u64) {
+                self.n += by;
+            }
         }
     }
 
     pub(crate) mod b {
         use super::*;
         #[derive(Debug, Default, Serialize, Deserialize)]
-        pub(crate) struct Counter { n: u64 }
+        pub(crate) struct Counter {
+            n: u64,
+        }
         #[aggregate(category = "counter", error = Never, snapshot_every = 10)]
         impl Counter {
             #[event]
-            fn added(&mut self, by: u64) { self.n += 2 * by; }
+            fn added(&mut self, by: u64) {
+                self.n += 2 * by;
+            }
         }
     }
 
     pub(crate) mod c {
         use super::*;
         #[derive(Debug, Default, Serialize, Deserialize)]
-        pub(crate) struct Counter { n: u64 }
+        pub(crate) struct Counter {
+            n: u64,
+        }
         #[aggregate(category = "counter", error = Never, snapshot_every = 10)]
         impl Counter {
             /// Now documented.
@@ -292,7 +377,11 @@ mod tags {
 
 #[test]
 fn the_snapshot_tag_changes_when_an_event_body_changes() {
-    let (a, b, c) = (tags::a::Counter::snapshot_tag(), tags::b::Counter::snapshot_tag(), tags::c::Counter::snapshot_tag());
+    let (a, b, c) = (
+        tags::a::Counter::snapshot_tag(),
+        tags::b::Counter::snapshot_tag(),
+        tags::c::Counter::snapshot_tag(),
+    );
     assert_ne!(a, b);
     assert_eq!(a, c);
 }
@@ -305,13 +394,19 @@ fn given_created_when_adding_chapter_one_then_chapter_added() {
         author: "frank".into(),
     }])
     .when(|s| s.add_chapter(1, "Arrakis", 900))
-    .then_events([StoryEvent::ChapterAdded { number: 1, words: 900, title: "Arrakis".into() }]);
+    .then_events([StoryEvent::ChapterAdded {
+        number: 1,
+        words: 900,
+        title: "Arrakis".into(),
+    }]);
     assert_eq!(state.chapters.len(), 1);
 }
 
 #[test]
 fn given_nothing_when_adding_a_chapter_then_rejected() {
-    AggregateTest::<Story>::given_no_events().when(|s| s.add_chapter(1, "x", 1)).then_error(StoryError::NotCreated);
+    AggregateTest::<Story>::given_no_events()
+        .when(|s| s.add_chapter(1, "x", 1))
+        .then_error(StoryError::NotCreated);
 }
 
 #[test]
@@ -323,26 +418,42 @@ fn given_one_chapter_when_adding_chapter_three_then_out_of_order() {
 
 #[test]
 fn given_published_when_publishing_then_already_published() {
-    AggregateTest::<Story>::given(every_variant()).when(|s| s.publish(7)).then_error(StoryError::AlreadyPublished);
+    AggregateTest::<Story>::given(every_variant())
+        .when(|s| s.publish(7))
+        .then_error(StoryError::AlreadyPublished);
 }
 
 #[test]
 fn given_archived_when_archiving_then_no_events() {
-    AggregateTest::<Story>::given(every_variant()).when(Story::archive).then_no_events();
+    AggregateTest::<Story>::given(every_variant())
+        .when(Story::archive)
+        .then_no_events();
 }
 
 #[tokio::test]
 async fn a_repository_loads_snapshot_plus_tail_equal_to_a_full_replay() {
     let repo = Repository::<Story, _>::new(InMemoryStore::new());
     let ctx = CommandContext::new().with_user("ada");
-    repo.execute("s1", &ctx, |s| s.create("Dune", Genre::Fantasy)).await.unwrap();
+    repo.execute("s1", &ctx, |s| s.create("Dune", Genre::Fantasy))
+        .await
+        .unwrap();
     for n in 1..=7 {
-        repo.execute("s1", &ctx, |s| s.add_chapter(n, &format!("c{n}"), n * 100)).await.unwrap();
+        repo.execute("s1", &ctx, |s| s.add_chapter(n, &format!("c{n}"), n * 100))
+            .await
+            .unwrap();
     }
     repo.execute("s1", &ctx, |s| s.publish(99)).await.unwrap();
     let stream = repo.stream_id("s1").unwrap();
-    let snapshot = repo.store().load_snapshot(&stream).await.unwrap().expect("a snapshot was saved");
-    assert_eq!((snapshot.version, snapshot.tag.as_str()), (9, Story::snapshot_tag()));
+    let snapshot = repo
+        .store()
+        .load_snapshot(&stream)
+        .await
+        .unwrap()
+        .expect("a snapshot was saved");
+    assert_eq!(
+        (snapshot.version, snapshot.tag.as_str()),
+        (9, Story::snapshot_tag())
+    );
     assert!(repo.stats().snapshots_saved >= 3);
 
     let loaded = repo.load("s1").await.unwrap();
@@ -358,11 +469,22 @@ async fn a_repository_loads_snapshot_plus_tail_equal_to_a_full_replay() {
 async fn a_stored_version_1_event_loads_through_the_repository() {
     let repo = Repository::<Story, _>::new(InMemoryStore::new());
     let stream = repo.stream_id("old").unwrap();
-    let mut created = recount::NewEvent::new("story.created", &json!({"title": "Old", "genre": "Mystery", "author": "x"})).unwrap();
+    let mut created = recount::NewEvent::new(
+        "story.created",
+        &json!({"title": "Old", "genre": "Mystery", "author": "x"}),
+    )
+    .unwrap();
     created.schema_version = 1;
     let mut chapter = recount::NewEvent::new("story.chapter_added", &json!({"number": 1})).unwrap();
     chapter.schema_version = 1;
-    repo.store().append(&stream, recount::ExpectedVersion::Any, vec![created, chapter]).await.unwrap();
+    repo.store()
+        .append(
+            &stream,
+            recount::ExpectedVersion::Any,
+            vec![created, chapter],
+        )
+        .await
+        .unwrap();
     let loaded = repo.load("old").await.unwrap();
     assert_eq!(loaded.state.chapters, vec![(1, "Chapter 1".to_owned(), 0)]);
     assert_eq!(loaded.state.genre, Some(Genre::Mystery));

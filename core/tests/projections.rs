@@ -10,8 +10,8 @@ use recount::projection::{
     SideEffect, Steps,
 };
 use recount::{
-    BoxError, Cursor, Error, EventStore, ExpectedVersion, InMemoryStore,
-    LogFilter, NewEvent, RecordedEvent, Repository, StreamId,
+    BoxError, Cursor, Error, EventStore, ExpectedVersion, InMemoryStore, LogFilter, NewEvent,
+    RecordedEvent, Repository, StreamId,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,8 +35,13 @@ impl ReadModel for Tally {
             return Err(Error::invalid("event", "the read model refuses this event"));
         }
         *self.seen.entry(e.id).or_default() += 1;
-        self.versions.entry(e.stream.to_string()).or_default().push(e.version);
-        self.total += e.payload_as::<serde_json::Value>()?["n"].as_u64().unwrap_or(0);
+        self.versions
+            .entry(e.stream.to_string())
+            .or_default()
+            .push(e.version);
+        self.total += e.payload_as::<serde_json::Value>()?["n"]
+            .as_u64()
+            .unwrap_or(0);
         Ok(())
     }
 }
@@ -52,7 +57,10 @@ async fn write(store: &InMemoryStore, streams: u64, per_stream: u64) -> Vec<Uuid
             let e = ev(round * streams + s);
             ids.push(e.id);
             let sid = StreamId::new("tally", &s.to_string()).unwrap();
-            store.append(&sid, ExpectedVersion::Any, vec![e]).await.unwrap();
+            store
+                .append(&sid, ExpectedVersion::Any, vec![e])
+                .await
+                .unwrap();
         }
     }
     ids
@@ -67,7 +75,11 @@ fn straight_replay(events: &[RecordedEvent]) -> Tally {
 }
 
 async fn log(store: &InMemoryStore) -> Vec<RecordedEvent> {
-    store.read_all(Cursor::START, &LogFilter::all(), usize::MAX).await.unwrap().events
+    store
+        .read_all(Cursor::START, &LogFilter::all(), usize::MAX)
+        .await
+        .unwrap()
+        .events
 }
 
 #[tokio::test]
@@ -75,7 +87,10 @@ async fn a_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_res
     let store = InMemoryStore::new();
     write(&store, 5, 20).await;
     let projection = InMemoryProjection::<Tally>::new("tally");
-    let options = RunnerOptions { batch_size: 30, ..Default::default() };
+    let options = RunnerOptions {
+        batch_size: 30,
+        ..Default::default()
+    };
     let runner = ProjectionRunner::with_options(store.clone(), projection.clone(), options);
     assert_eq!(runner.catch_up().await.unwrap(), 100);
     // New events; the model refuses one in the middle of the next batch.
@@ -84,14 +99,25 @@ async fn a_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_res
     let (model, checkpoint) = (projection.read(|t| t.clone()), projection.checkpoint());
     let err = runner.catch_up().await.unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
-    assert_eq!(projection.read(|t| t.clone()), model, "no row of the failed batch was kept");
-    assert_eq!(projection.checkpoint(), checkpoint, "the checkpoint did not move");
+    assert_eq!(
+        projection.read(|t| t.clone()),
+        model,
+        "no row of the failed batch was kept"
+    );
+    assert_eq!(
+        projection.checkpoint(),
+        checkpoint,
+        "the checkpoint did not move"
+    );
     assert_eq!(runner.stats().failures, 1);
     // The fault is fixed; a restarted runner resumes from the checkpoint.
     REFUSE.lock().unwrap().retain(|id| *id != more[10]);
     let restarted = ProjectionRunner::new(store.clone(), projection.clone());
     assert_eq!(restarted.catch_up().await.unwrap(), 30);
-    assert_eq!(projection.read(|t| t.clone()), straight_replay(&log(&store).await));
+    assert_eq!(
+        projection.read(|t| t.clone()),
+        straight_replay(&log(&store).await)
+    );
 }
 
 /// Records which runner committed which events.
@@ -111,7 +137,11 @@ impl Projection for Tagged {
     async fn position(&self, name: &str) -> recount::Result<Option<Cursor>> {
         self.inner.position(name).await
     }
-    async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> recount::Result<()> {
+    async fn commit(
+        &self,
+        events: Vec<RecordedEvent>,
+        checkpoint: CheckpointMove,
+    ) -> recount::Result<()> {
         // A slow handler: a runner aborted here has applied nothing.
         tokio::time::sleep(self.slow).await;
         let n = events.len();
@@ -129,12 +159,28 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
     write(&store, 4, 25).await;
     let model = InMemoryProjection::<Tally>::new("exclusive");
     let by = Arc::new(Mutex::new(Vec::new()));
-    let options = RunnerOptions { batch_size: 10, lease_ttl: Duration::from_millis(400), ..Default::default() };
-    let runner = |tag, slow| {
-        let p = Tagged { inner: model.clone(), tag, by: by.clone(), slow };
-        Arc::new(ProjectionRunner::with_options(store.clone(), p, options.clone()))
+    let options = RunnerOptions {
+        batch_size: 10,
+        lease_ttl: Duration::from_millis(400),
+        ..Default::default()
     };
-    let (a, b) = (runner("a", Duration::from_millis(30)), runner("b", Duration::from_millis(1)));
+    let runner = |tag, slow| {
+        let p = Tagged {
+            inner: model.clone(),
+            tag,
+            by: by.clone(),
+            slow,
+        };
+        Arc::new(ProjectionRunner::with_options(
+            store.clone(),
+            p,
+            options.clone(),
+        ))
+    };
+    let (a, b) = (
+        runner("a", Duration::from_millis(30)),
+        runner("b", Duration::from_millis(1)),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -154,7 +200,11 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
     while a.stats().batches < 4 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(b.stats().events, 0, "while A holds the lease B handles nothing");
+    assert_eq!(
+        b.stats().events,
+        0,
+        "while A holds the lease B handles nothing"
+    );
     // Kill A in the middle of a batch (its commits take 30 ms each).
     tokio::time::sleep(Duration::from_millis(10)).await;
     task_a.abort();
@@ -175,7 +225,10 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
     assert!(late.iter().all(|id| seen.contains_key(id)));
     let by = by.lock().unwrap().clone();
     let first_b = by.iter().position(|(t, _)| *t == "b").unwrap();
-    assert!(by[first_b..].iter().all(|(t, _)| *t == "b"), "A never committed after B took over: {by:?}");
+    assert!(
+        by[first_b..].iter().all(|(t, _)| *t == "b"),
+        "A never committed after B took over: {by:?}"
+    );
     assert_eq!(a_done + b.stats().events, 120);
 }
 
@@ -184,7 +237,10 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
     let store = InMemoryStore::new();
     write(&store, 10, 300).await;
     let v1 = InMemoryProjection::<Tally>::new("tally");
-    ProjectionRunner::new(store.clone(), v1.clone()).catch_up().await.unwrap();
+    ProjectionRunner::new(store.clone(), v1.clone())
+        .catch_up()
+        .await
+        .unwrap();
     let v1_total = v1.read(|t| t.total);
     // The writer starts once the rebuild has begun, so appends really continue during it.
     let started = Arc::new(tokio::sync::Notify::new());
@@ -196,7 +252,9 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
         }
     });
     // v2 counts differently (only one category, a different output), rebuilt from the start.
-    let v2 = InMemoryProjection::<Tally>::new("tally").with_version(2).with_filter(LogFilter::all().category("tally"));
+    let v2 = InMemoryProjection::<Tally>::new("tally")
+        .with_version(2)
+        .with_filter(LogFilter::all().category("tally"));
     let mut reports = Vec::new();
     let done = rebuild(&store, v2.clone(), Some(&v1), 10, |p| {
         started.notify_one();
@@ -205,18 +263,30 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
     .await
     .unwrap();
     let appended = writer.await.unwrap();
-    assert!(done > 3000, "the rebuild replayed the log and events appended meanwhile: {done}");
+    assert!(
+        done > 3000,
+        "the rebuild replayed the log and events appended meanwhile: {done}"
+    );
     assert!(reports.len() > 10, "progress was reported per batch");
     assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
     assert_eq!(reports.last().unwrap().remaining, 0);
     assert!(reports.iter().all(|p| p.per_sec > 0.0));
-    assert_eq!(active_version(&store, "tally").await.unwrap(), Some(2), "readers switched to v2");
+    assert_eq!(
+        active_version(&store, "tally").await.unwrap(),
+        Some(2),
+        "readers switched to v2"
+    );
     assert_eq!(v1.read(|t| t.seen.len()), 0, "v1 was dropped");
     assert!(v1_total > 0);
     // The live v2 runner goes on after the switch; v2 then holds every event, including
     // those appended during the rebuild.
-    ProjectionRunner::new(store.clone(), v2.clone()).catch_up().await.unwrap();
-    assert!(appended.iter().all(|id| v2.read(|t| t.seen.contains_key(id))));
+    ProjectionRunner::new(store.clone(), v2.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    assert!(appended
+        .iter()
+        .all(|id| v2.read(|t| t.seen.contains_key(id))));
     assert_eq!(v2.read(|t| t.clone()), straight_replay(&log(&store).await));
 }
 
@@ -224,12 +294,18 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
 async fn a_projection_partitioned_over_4_workers_handles_each_event_once_in_stream_order() {
     let store = InMemoryStore::new();
     let ids = write(&store, 40, 25).await;
-    let models: Vec<_> = (0..4).map(|_| InMemoryProjection::<Tally>::new("parts")).collect();
+    let models: Vec<_> = (0..4)
+        .map(|_| InMemoryProjection::<Tally>::new("parts"))
+        .collect();
     let workers: Vec<_> = models
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let options = RunnerOptions { batch_size: 37, partition: Some((i as u32, 4)), ..Default::default() };
+            let options = RunnerOptions {
+                batch_size: 37,
+                partition: Some((i as u32, 4)),
+                ..Default::default()
+            };
             let runner = ProjectionRunner::with_options(store.clone(), m.clone(), options);
             tokio::spawn(async move { runner.catch_up().await.unwrap() })
         })
@@ -238,7 +314,10 @@ async fn a_projection_partitioned_over_4_workers_handles_each_event_once_in_stre
     for w in workers {
         counts.push(w.await.unwrap());
     }
-    assert!(counts.iter().all(|c| *c > 0), "every worker had work: {counts:?}");
+    assert!(
+        counts.iter().all(|c| *c > 0),
+        "every worker had work: {counts:?}"
+    );
     let mut seen: HashMap<Uuid, u32> = HashMap::new();
     let mut streams = HashSet::new();
     for m in &models {
@@ -246,8 +325,15 @@ async fn a_projection_partitioned_over_4_workers_handles_each_event_once_in_stre
             *seen.entry(id).or_default() += n;
         }
         for (stream, versions) in m.read(|t| t.versions.clone()) {
-            assert!(streams.insert(stream.clone()), "stream {stream} went to one worker only");
-            assert_eq!(versions, (1..=25).collect::<Vec<_>>(), "stream order in {stream}");
+            assert!(
+                streams.insert(stream.clone()),
+                "stream {stream} went to one worker only"
+            );
+            assert_eq!(
+                versions,
+                (1..=25).collect::<Vec<_>>(),
+                "stream order in {stream}"
+            );
         }
     }
     assert_eq!(seen.len(), ids.len());
@@ -262,11 +348,24 @@ async fn a_caller_can_wait_until_a_projection_passed_its_append() {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let live = tokio::spawn({
         let runner = runner.clone();
-        async move { runner.run(async move { let _ = stop_rx.wait_for(|s| *s).await; }).await }
+        async move {
+            runner
+                .run(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await
+        }
     });
     let s = StreamId::new("tally", "ryw").unwrap();
-    let appended = store.append(&s, ExpectedVersion::Any, vec![ev(7)]).await.unwrap();
-    assert!(runner.wait_for(appended.cursor, Duration::from_secs(10)).await);
+    let appended = store
+        .append(&s, ExpectedVersion::Any, vec![ev(7)])
+        .await
+        .unwrap();
+    assert!(
+        runner
+            .wait_for(appended.cursor, Duration::from_secs(10))
+            .await
+    );
     assert_eq!(model.read(|t| t.total), 7, "the read model shows the write");
     stop_tx.send(true).unwrap();
     live.await.unwrap().unwrap();
@@ -304,19 +403,32 @@ async fn a_failing_side_effect_is_parked_after_its_attempts_and_retried_later() 
     let ids = write(&store, 3, 4).await;
     let mailer = Mailer::default();
     mailer.failing.lock().unwrap().insert(ids[4]);
-    let runner = EffectRunner::new(store.clone(), mailer.clone()).with_retries(3, Duration::from_millis(1));
+    let runner =
+        EffectRunner::new(store.clone(), mailer.clone()).with_retries(3, Duration::from_millis(1));
     assert_eq!(runner.catch_up().await.unwrap(), 12);
-    assert_eq!(mailer.sent.lock().unwrap().len(), 11, "the rest were handled");
+    assert_eq!(
+        mailer.sent.lock().unwrap().len(),
+        11,
+        "the rest were handled"
+    );
     let parked = runner.parked().await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!((parked[0].event_id, parked[0].attempts), (ids[4], 3));
     assert!(parked[0].error.contains("smtp"));
-    assert_eq!(runner.retry_parked().await.unwrap(), 0, "still failing: stays parked");
+    assert_eq!(
+        runner.retry_parked().await.unwrap(),
+        0,
+        "still failing: stays parked"
+    );
     mailer.failing.lock().unwrap().clear();
     assert_eq!(runner.retry_parked().await.unwrap(), 1);
     assert!(runner.parked().await.unwrap().is_empty());
     assert!(mailer.sent.lock().unwrap().contains(&ids[4]));
-    assert_eq!(runner.catch_up().await.unwrap(), 0, "the checkpoint had moved past everything");
+    assert_eq!(
+        runner.catch_up().await.unwrap(),
+        0,
+        "the checkpoint had moved past everything"
+    );
 }
 
 #[tokio::test]
@@ -330,12 +442,24 @@ async fn a_sequenced_dead_letter_holds_back_later_events_of_its_stream_only() {
         .with_retries(2, Duration::from_millis(1));
     runner.catch_up().await.unwrap();
     let sent = mailer.sent.lock().unwrap().clone();
-    assert_eq!(sent, vec![ids[1], ids[3], ids[5]], "only stream tally-1 went on");
-    assert_eq!(runner.parked().await.unwrap().len(), 3, "tally-0's later events wait behind it");
+    assert_eq!(
+        sent,
+        vec![ids[1], ids[3], ids[5]],
+        "only stream tally-1 went on"
+    );
+    assert_eq!(
+        runner.parked().await.unwrap().len(),
+        3,
+        "tally-0's later events wait behind it"
+    );
     mailer.failing.lock().unwrap().clear();
     assert_eq!(runner.retry_parked().await.unwrap(), 3);
     let sent = mailer.sent.lock().unwrap().clone();
-    assert_eq!(&sent[3..], &[ids[0], ids[2], ids[4]], "retried in stream order");
+    assert_eq!(
+        &sent[3..],
+        &[ids[0], ids[2], ids[4]],
+        "retried in stream order"
+    );
 }
 
 /// Orders reserve stock (counter `stock-…`) then charge (counter `wallet-…`); a charge
@@ -355,22 +479,37 @@ impl ProcessManager for Checkout {
     fn filter(&self) -> LogFilter {
         LogFilter::all().event_type("order.placed")
     }
-    async fn handle(&self, state: &mut Self::State, event: &RecordedEvent, steps: &mut Steps) -> Result<(), BoxError> {
+    async fn handle(
+        &self,
+        state: &mut Self::State,
+        event: &RecordedEvent,
+        steps: &mut Steps,
+    ) -> Result<(), BoxError> {
         let order: serde_json::Value = event.payload_as()?;
         let amount = order["amount"].as_u64().unwrap_or(0);
-        self.stock.execute("widgets", &steps.next(), |c| c.add(1)).await?;
+        self.stock
+            .execute("widgets", &steps.next_step(), |c| c.add(1))
+            .await?;
         if std::mem::take(&mut *self.crash_after_reserve.lock().unwrap()) {
             return Err("crashed after reserving".into());
         }
-        let charge = steps.next();
+        let charge = steps.next_step();
         let charged = self.wallets.execute("ada", &charge, |c| {
-            if amount > 100 { Err(common::CounterError::Capped(100)) } else { c.add(amount) }
+            if amount > 100 {
+                Err(common::CounterError::Capped(100))
+            } else {
+                c.add(amount)
+            }
         });
         let outcome = match charged.await {
             Ok(_) => "paid",
             Err(recount::CommandError::Rejected(_)) => {
                 // Compensation: release the reserved widget.
-                self.stock.execute("widgets", &steps.named("release"), |_| Ok(vec![common::CounterEvent::Reset])).await?;
+                self.stock
+                    .execute("widgets", &steps.named("release"), |_| {
+                        Ok(vec![common::CounterEvent::Reset])
+                    })
+                    .await?;
                 "released"
             }
             Err(e) => return Err(e.into()),
@@ -382,10 +521,22 @@ impl ProcessManager for Checkout {
 
 async fn place(store: &InMemoryStore, order: &str, amount: u64) -> (Uuid, Uuid) {
     let correlation = Uuid::now_v7();
-    let meta = recount::Metadata { correlation_id: Some(correlation), ..Default::default() };
-    let e = NewEvent::new("order.placed", &serde_json::json!({ "amount": amount })).unwrap().with_metadata(meta);
+    let meta = recount::Metadata {
+        correlation_id: Some(correlation),
+        ..Default::default()
+    };
+    let e = NewEvent::new("order.placed", &serde_json::json!({ "amount": amount }))
+        .unwrap()
+        .with_metadata(meta);
     let id = e.id;
-    store.append(&StreamId::new("order", order).unwrap(), ExpectedVersion::NoStream, vec![e]).await.unwrap();
+    store
+        .append(
+            &StreamId::new("order", order).unwrap(),
+            ExpectedVersion::NoStream,
+            vec![e],
+        )
+        .await
+        .unwrap();
     (id, correlation)
 }
 
@@ -398,7 +549,11 @@ fn checkout(store: &InMemoryStore, crash: bool) -> Checkout {
 }
 
 async fn caused_by(store: &InMemoryStore, cause: Uuid) -> Vec<RecordedEvent> {
-    log(store).await.into_iter().filter(|e| e.metadata().unwrap().causation_id == Some(cause)).collect()
+    log(store)
+        .await
+        .into_iter()
+        .filter(|e| e.metadata().unwrap().causation_id == Some(cause))
+        .collect()
 }
 
 #[tokio::test]
@@ -408,11 +563,27 @@ async fn a_saga_runs_its_steps_with_correlation_and_causation_kept() {
     let runner = ProcessRunner::new(store.clone(), checkout(&store, false));
     assert_eq!(runner.catch_up().await.unwrap(), 1);
     let caused = caused_by(&store, order).await;
-    assert_eq!(caused.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(), ["counter-widgets", "counter-ada"]);
+    assert_eq!(
+        caused.iter().map(|e| e.stream.as_str()).collect::<Vec<_>>(),
+        ["counter-widgets", "counter-ada"]
+    );
     for e in &caused {
-        assert_eq!(e.metadata().unwrap().correlation_id, Some(correlation), "correlation kept");
+        assert_eq!(
+            e.metadata().unwrap().correlation_id,
+            Some(correlation),
+            "correlation kept"
+        );
     }
-    assert_eq!(runner.state().await.unwrap().0.get("order-1").map(String::as_str), Some("paid"));
+    assert_eq!(
+        runner
+            .state()
+            .await
+            .unwrap()
+            .0
+            .get("order-1")
+            .map(String::as_str),
+        Some("paid")
+    );
 }
 
 #[tokio::test]
@@ -422,13 +593,44 @@ async fn a_failing_second_step_runs_the_compensation_and_leaves_consistent_state
     let runner = ProcessRunner::new(store.clone(), checkout(&store, false));
     runner.catch_up().await.unwrap();
     let caused = caused_by(&store, order).await;
-    let kinds: Vec<_> = caused.iter().map(|e| (e.stream.as_str(), e.event_type.as_str())).collect();
-    assert_eq!(kinds, [("counter-widgets", "counter.added"), ("counter-widgets", "counter.reset")]);
-    assert!(caused.iter().all(|e| e.metadata().unwrap().correlation_id == Some(correlation)));
-    let stock = Repository::<Counter, _>::new(store.clone()).load("widgets").await.unwrap();
+    let kinds: Vec<_> = caused
+        .iter()
+        .map(|e| (e.stream.as_str(), e.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("counter-widgets", "counter.added"),
+            ("counter-widgets", "counter.reset")
+        ]
+    );
+    assert!(caused
+        .iter()
+        .all(|e| e.metadata().unwrap().correlation_id == Some(correlation)));
+    let stock = Repository::<Counter, _>::new(store.clone())
+        .load("widgets")
+        .await
+        .unwrap();
     assert_eq!(stock.state.value, 0, "the reservation was released");
-    assert_eq!(Repository::<Counter, _>::new(store.clone()).load("ada").await.unwrap().version, 0, "nothing charged");
-    assert_eq!(runner.state().await.unwrap().0.get("order-2").map(String::as_str), Some("released"));
+    assert_eq!(
+        Repository::<Counter, _>::new(store.clone())
+            .load("ada")
+            .await
+            .unwrap()
+            .version,
+        0,
+        "nothing charged"
+    );
+    assert_eq!(
+        runner
+            .state()
+            .await
+            .unwrap()
+            .0
+            .get("order-2")
+            .map(String::as_str),
+        Some("released")
+    );
 }
 
 #[tokio::test]
@@ -437,12 +639,27 @@ async fn a_saga_restarted_mid_way_sends_no_command_twice() {
     let (order, _) = place(&store, "3", 10).await;
     let crashing = ProcessRunner::new(store.clone(), checkout(&store, true));
     crashing.catch_up().await.unwrap_err();
-    assert_eq!(caused_by(&store, order).await.len(), 1, "the first step ran before the crash");
+    assert_eq!(
+        caused_by(&store, order).await.len(),
+        1,
+        "the first step ran before the crash"
+    );
     let restarted = ProcessRunner::new(store.clone(), checkout(&store, false));
     assert_eq!(restarted.catch_up().await.unwrap(), 1);
     let caused = caused_by(&store, order).await;
-    assert_eq!(caused.len(), 2, "the reserve step was not sent twice: {caused:#?}");
-    let stock = Repository::<Counter, _>::new(store.clone()).load("widgets").await.unwrap();
+    assert_eq!(
+        caused.len(),
+        2,
+        "the reserve step was not sent twice: {caused:#?}"
+    );
+    let stock = Repository::<Counter, _>::new(store.clone())
+        .load("widgets")
+        .await
+        .unwrap();
     assert_eq!((stock.state.value, stock.version), (1, 1));
-    assert_eq!(restarted.catch_up().await.unwrap(), 0, "its position was saved with its state");
+    assert_eq!(
+        restarted.catch_up().await.unwrap(),
+        0,
+        "its position was saved with its state"
+    );
 }

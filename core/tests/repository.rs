@@ -25,7 +25,9 @@ async fn eight_tasks_executing_200_increments_each_write_1600_contiguous_events(
             let repo = repo.clone();
             tokio::spawn(async move {
                 for _ in 0..200 {
-                    repo.execute("shared", &CommandContext::new(), |c| c.add(1)).await.unwrap();
+                    repo.execute("shared", &CommandContext::new(), |c| c.add(1))
+                        .await
+                        .unwrap();
                     // Let other tasks interleave between a load and an append.
                     tokio::task::yield_now().await;
                 }
@@ -35,9 +37,15 @@ async fn eight_tasks_executing_200_increments_each_write_1600_contiguous_events(
     for t in tasks {
         t.await.unwrap();
     }
-    let events = store.read_stream(&stream("shared"), 1, usize::MAX).await.unwrap();
+    let events = store
+        .read_stream(&stream("shared"), 1, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1600);
-    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=1600).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=1600).collect::<Vec<_>>()
+    );
     assert_eq!(repo.load("shared").await.unwrap().state.value, 1600);
     let stats = repo.stats();
     assert!(stats.conflict_retries > 0, "the race happened: {stats:?}");
@@ -52,12 +60,22 @@ async fn conflicts_past_the_bound_are_returned() {
     struct Interloper(InMemoryStore);
     #[async_trait]
     impl EventStore for Interloper {
-        async fn append(&self, s: &StreamId, e: ExpectedVersion, ev: Vec<NewEvent>) -> recount::Result<AppendResult> {
+        async fn append(
+            &self,
+            s: &StreamId,
+            e: ExpectedVersion,
+            ev: Vec<NewEvent>,
+        ) -> recount::Result<AppendResult> {
             let other = NewEvent::new("counter.added", &serde_json::json!({"by": 100})).unwrap();
             self.0.append(s, ExpectedVersion::Any, vec![other]).await?;
             self.0.append(s, e, ev).await
         }
-        async fn read_stream(&self, s: &StreamId, f: u64, l: usize) -> recount::Result<Vec<RecordedEvent>> {
+        async fn read_stream(
+            &self,
+            s: &StreamId,
+            f: u64,
+            l: usize,
+        ) -> recount::Result<Vec<RecordedEvent>> {
             self.0.read_stream(s, f, l).await
         }
         async fn stream_version(&self, s: &StreamId) -> recount::Result<u64> {
@@ -78,26 +96,50 @@ async fn conflicts_past_the_bound_are_returned() {
         async fn load_checkpoint(&self, n: &str) -> recount::Result<Option<Cursor>> {
             self.0.load_checkpoint(n).await
         }
-        async fn save_checkpoint(&self, n: &str, e: Option<Cursor>, c: Cursor) -> recount::Result<()> {
+        async fn save_checkpoint(
+            &self,
+            n: &str,
+            e: Option<Cursor>,
+            c: Cursor,
+        ) -> recount::Result<()> {
             self.0.save_checkpoint(n, e, c).await
         }
     }
-    let repo = Repository::<Counter, _>::new(Interloper(InMemoryStore::new())).with_max_conflict_retries(3);
-    let err = repo.execute("c", &CommandContext::new(), |c| c.add(1)).await.unwrap_err();
-    assert!(matches!(err, CommandError::Store(Error::Conflict { .. })), "{err:?}");
+    let repo = Repository::<Counter, _>::new(Interloper(InMemoryStore::new()))
+        .with_max_conflict_retries(3);
+    let err = repo
+        .execute("c", &CommandContext::new(), |c| c.add(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Store(Error::Conflict { .. })),
+        "{err:?}"
+    );
     assert_eq!(repo.stats().conflict_retries, 3);
     let loaded = repo.load("c").await.unwrap();
-    assert_eq!(loaded.state.value, 400, "only the interloper's four events were written");
+    assert_eq!(
+        loaded.state.value, 400,
+        "only the interloper's four events were written"
+    );
 }
 
 #[tokio::test]
 async fn rejections_keep_the_aggregates_error_type_and_write_nothing() {
     let store = InMemoryStore::new();
     let repo = Repository::<Counter, _>::new(store.clone());
-    let err = repo.execute("c", &CommandContext::new(), |c| c.add(2_000_000)).await.unwrap_err();
-    assert!(matches!(err, CommandError::Rejected(CounterError::Capped(1_000_000))), "{err:?}");
+    let err = repo
+        .execute("c", &CommandContext::new(), |c| c.add(2_000_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Rejected(CounterError::Capped(1_000_000))),
+        "{err:?}"
+    );
     assert!(store.is_empty());
-    let none = repo.execute("c", &CommandContext::new(), |_| Ok(vec![])).await.unwrap();
+    let none = repo
+        .execute("c", &CommandContext::new(), |_| Ok(vec![]))
+        .await
+        .unwrap();
     assert_eq!((none.version, none.cursor), (0, None));
 }
 
@@ -106,21 +148,39 @@ async fn every_event_carries_the_commands_correlation_causation_and_user() {
     let store = InMemoryStore::new();
     let repo = Repository::<Counter, _>::new(store.clone());
     let (corr, cause) = (Uuid::now_v7(), Uuid::now_v7());
-    let ctx = CommandContext::new().with_user("ada").with_correlation_id(corr).with_causation_id(cause);
+    let ctx = CommandContext::new()
+        .with_user("ada")
+        .with_correlation_id(corr)
+        .with_causation_id(cause);
     let done = repo
-        .execute("m", &ctx, |_| Ok(vec![CounterEvent::Added { by: 1 }, CounterEvent::Reset]))
+        .execute("m", &ctx, |_| {
+            Ok(vec![CounterEvent::Added { by: 1 }, CounterEvent::Reset])
+        })
         .await
         .unwrap();
     let events = store.read_stream(&stream("m"), 1, 10).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), done.event_ids);
+    assert_eq!(
+        events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        done.event_ids
+    );
     for e in &events {
         let m = e.metadata().unwrap();
-        assert_eq!((m.correlation_id, m.causation_id, m.user_id.as_deref()), (Some(corr), Some(cause), Some("ada")));
+        assert_eq!(
+            (m.correlation_id, m.causation_id, m.user_id.as_deref()),
+            (Some(corr), Some(cause), Some("ada"))
+        );
     }
     // Without a correlation id, one is drawn per command and shared by its events.
-    repo.execute("m", &CommandContext::new(), |_| Ok(vec![CounterEvent::Reset, CounterEvent::Reset])).await.unwrap();
+    repo.execute("m", &CommandContext::new(), |_| {
+        Ok(vec![CounterEvent::Reset, CounterEvent::Reset])
+    })
+    .await
+    .unwrap();
     let more = store.read_stream(&stream("m"), 3, 10).await.unwrap();
-    let c: Vec<_> = more.iter().map(|e| e.metadata().unwrap().correlation_id).collect();
+    let c: Vec<_> = more
+        .iter()
+        .map(|e| e.metadata().unwrap().correlation_id)
+        .collect();
     assert!(c[0].is_some() && c[0] == c[1] && c[0] != Some(corr));
 }
 
@@ -131,9 +191,16 @@ async fn a_command_id_makes_a_repeated_command_write_once() {
     let ctx = CommandContext::new().with_command_id(Uuid::now_v7());
     let first = repo.execute("i", &ctx, |c| c.add(5)).await.unwrap();
     let again = repo.execute("i", &ctx, |c| c.add(5)).await.unwrap();
-    assert_eq!(first.event_ids, again.event_ids, "ids derive from the command id");
+    assert_eq!(
+        first.event_ids, again.event_ids,
+        "ids derive from the command id"
+    );
     assert_eq!(store.len(), 1, "the repeated command wrote nothing");
-    assert_eq!((again.state.value, again.version), (5, 1), "the stored state is returned");
+    assert_eq!(
+        (again.state.value, again.version),
+        (5, 1),
+        "the stored state is returned"
+    );
 }
 
 /// A store whose first append commits but then reports a retriable failure, as a dropped
@@ -146,15 +213,29 @@ struct LostReply {
 
 #[async_trait]
 impl EventStore for LostReply {
-    async fn append(&self, s: &StreamId, e: ExpectedVersion, ev: Vec<NewEvent>) -> recount::Result<AppendResult> {
+    async fn append(
+        &self,
+        s: &StreamId,
+        e: ExpectedVersion,
+        ev: Vec<NewEvent>,
+    ) -> recount::Result<AppendResult> {
         let result = self.inner.append(s, e, ev).await?;
-        let take = self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        let take = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if take.is_ok() {
-            return Err(Error::retriable(std::io::Error::other("connection reset after commit")));
+            return Err(Error::retriable(std::io::Error::other(
+                "connection reset after commit",
+            )));
         }
         Ok(result)
     }
-    async fn read_stream(&self, s: &StreamId, f: u64, l: usize) -> recount::Result<Vec<RecordedEvent>> {
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        f: u64,
+        l: usize,
+    ) -> recount::Result<Vec<RecordedEvent>> {
         self.inner.read_stream(s, f, l).await
     }
     async fn stream_version(&self, s: &StreamId) -> recount::Result<u64> {
@@ -167,7 +248,9 @@ impl EventStore for LostReply {
         self.inner.delete_stream(s, e).await
     }
     async fn save_snapshot(&self, _s: Snapshot) -> recount::Result<()> {
-        Err(Error::store(std::io::Error::other("snapshot table is read-only")))
+        Err(Error::store(std::io::Error::other(
+            "snapshot table is read-only",
+        )))
     }
     async fn load_snapshot(&self, s: &StreamId) -> recount::Result<Option<Snapshot>> {
         self.inner.load_snapshot(s).await
@@ -183,22 +266,37 @@ impl EventStore for LostReply {
 #[tokio::test]
 async fn an_append_with_unknown_outcome_is_resent_with_the_same_ids_and_written_once() {
     let inner = InMemoryStore::new();
-    let store = LostReply { inner: inner.clone(), fail_next: Arc::new(AtomicU32::new(1)) };
+    let store = LostReply {
+        inner: inner.clone(),
+        fail_next: Arc::new(AtomicU32::new(1)),
+    };
     let repo = Repository::<Counter, _>::new(store);
-    let done = repo.execute("u", &CommandContext::new(), |c| c.add(7)).await.unwrap();
+    let done = repo
+        .execute("u", &CommandContext::new(), |c| c.add(7))
+        .await
+        .unwrap();
     assert_eq!((done.version, done.state.value), (1, 7));
     assert_eq!(inner.len(), 1, "the event was written exactly once");
     assert_eq!(repo.stats().unknown_outcome_retries, 1);
-    assert_eq!(repo.stats().conflict_retries, 0, "the command was not decided again");
+    assert_eq!(
+        repo.stats().conflict_retries,
+        0,
+        "the command was not decided again"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_snapshot_save_never_fails_the_command() {
     let inner = InMemoryStore::new();
-    let store = LostReply { inner: inner.clone(), fail_next: Arc::new(AtomicU32::new(0)) };
+    let store = LostReply {
+        inner: inner.clone(),
+        fail_next: Arc::new(AtomicU32::new(0)),
+    };
     let repo = Repository::<SnapCounter, _>::new(store);
     for _ in 0..10 {
-        repo.execute("s", &CommandContext::new(), |c| c.add(1)).await.unwrap();
+        repo.execute("s", &CommandContext::new(), |c| c.add(1))
+            .await
+            .unwrap();
     }
     assert_eq!(repo.stats().snapshot_failures, 1);
     assert_eq!(repo.load("s").await.unwrap().state.0.value, 10);
@@ -209,23 +307,42 @@ async fn load_from_snapshot_plus_tail_equals_full_replay() {
     let store = InMemoryStore::new();
     let repo = Repository::<SnapCounter, _>::new(store.clone());
     for i in 1..=25 {
-        repo.execute("t", &CommandContext::new(), |c| c.add(i)).await.unwrap();
+        repo.execute("t", &CommandContext::new(), |c| c.add(i))
+            .await
+            .unwrap();
     }
-    let snapshot = store.load_snapshot(&stream("t")).await.unwrap().expect("a snapshot was saved");
+    let snapshot = store
+        .load_snapshot(&stream("t"))
+        .await
+        .unwrap()
+        .expect("a snapshot was saved");
     assert_eq!((snapshot.version, snapshot.tag.as_str()), (20, "v2"));
     assert_eq!(repo.stats().snapshots_saved, 2);
     let loaded = repo.load("t").await.unwrap();
-    let all = store.read_stream(&stream("t"), 1, usize::MAX).await.unwrap();
-    let replayed = <Counter as recount::Aggregate>::replayed(all.iter().map(|e| e.decode().unwrap()));
+    let all = store
+        .read_stream(&stream("t"), 1, usize::MAX)
+        .await
+        .unwrap();
+    let replayed =
+        <Counter as recount::Aggregate>::replayed(all.iter().map(|e| e.decode().unwrap()));
     assert_eq!(loaded.state.0, replayed);
     assert_eq!(loaded.version, 25);
     // And the snapshot is really what load starts from: a marked snapshot shows through.
-    let marked = SnapCounter(Counter { value: 1_000, adds: 20 });
+    let marked = SnapCounter(Counter {
+        value: 1_000,
+        adds: 20,
+    });
     store
-        .save_snapshot(Snapshot { state: serde_json::to_string(&marked).unwrap(), ..snapshot })
+        .save_snapshot(Snapshot {
+            state: serde_json::to_string(&marked).unwrap(),
+            ..snapshot
+        })
         .await
         .unwrap();
-    assert_eq!(repo.load("t").await.unwrap().state.0.value, 1_000 + 21 + 22 + 23 + 24 + 25);
+    assert_eq!(
+        repo.load("t").await.unwrap().state.0.value,
+        1_000 + 21 + 22 + 23 + 24 + 25
+    );
 }
 
 #[tokio::test]
@@ -233,15 +350,35 @@ async fn a_snapshot_of_another_schema_or_undecodable_is_ignored_and_replay_rebui
     let store = InMemoryStore::new();
     let repo = Repository::<SnapCounter, _>::new(store.clone());
     for _ in 0..5 {
-        repo.execute("o", &CommandContext::new(), |c| c.add(2)).await.unwrap();
+        repo.execute("o", &CommandContext::new(), |c| c.add(2))
+            .await
+            .unwrap();
     }
-    let old = Snapshot { stream: stream("o"), version: 5, tag: "v1".into(), state: r#"{"value": 999}"#.into() };
+    let old = Snapshot {
+        stream: stream("o"),
+        version: 5,
+        tag: "v1".into(),
+        state: r#"{"value": 999}"#.into(),
+    };
     store.save_snapshot(old).await.unwrap();
     let loaded = repo.load("o").await.unwrap();
-    assert_eq!((loaded.state.0.value, loaded.version), (10, 5), "the v1 snapshot was ignored");
-    let broken = Snapshot { stream: stream("o"), version: 5, tag: "v2".into(), state: "{not json".into() };
+    assert_eq!(
+        (loaded.state.0.value, loaded.version),
+        (10, 5),
+        "the v1 snapshot was ignored"
+    );
+    let broken = Snapshot {
+        stream: stream("o"),
+        version: 5,
+        tag: "v2".into(),
+        state: "{not json".into(),
+    };
     store.save_snapshot(broken).await.unwrap();
-    assert_eq!(repo.load("o").await.unwrap().state.0.value, 10, "an undecodable snapshot is ignored");
+    assert_eq!(
+        repo.load("o").await.unwrap().state.0.value,
+        10,
+        "an undecodable snapshot is ignored"
+    );
 }
 
 #[tokio::test]
@@ -251,21 +388,41 @@ async fn a_stored_payload_that_does_not_decode_is_corrupt_naming_the_event() {
     let good = NewEvent::new("counter.added", &serde_json::json!({"by": 1})).unwrap();
     let bad = NewEvent::new("counter.added", &serde_json::json!({"by": "lots"})).unwrap();
     let bad_id = bad.id;
-    store.append(&s, ExpectedVersion::NoStream, vec![good, bad]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![good, bad])
+        .await
+        .unwrap();
     let repo = Repository::<Counter, _>::new(store.clone());
     match repo.load("bad").await {
-        Err(Error::Corrupt { event_id, stream, event_type, reason }) => {
-            assert_eq!((event_id, stream.as_str(), event_type.as_str()), (bad_id, "counter-bad", "counter.added"));
+        Err(Error::Corrupt {
+            event_id,
+            stream,
+            event_type,
+            reason,
+        }) => {
+            assert_eq!(
+                (event_id, stream.as_str(), event_type.as_str()),
+                (bad_id, "counter-bad", "counter.added")
+            );
             assert!(reason.contains("payload"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let unknown = StreamId::new("counter", "unk").unwrap();
     let e = NewEvent::new("counter.exploded", &serde_json::json!({})).unwrap();
-    store.append(&unknown, ExpectedVersion::NoStream, vec![e]).await.unwrap();
+    store
+        .append(&unknown, ExpectedVersion::NoStream, vec![e])
+        .await
+        .unwrap();
     let err = repo.load("unk").await.unwrap_err();
-    assert!(matches!(err, Error::UnknownEventType { ref event_type, .. } if event_type == "counter.exploded"), "{err:?}");
+    assert!(
+        matches!(err, Error::UnknownEventType { ref event_type, .. } if event_type == "counter.exploded"),
+        "{err:?}"
+    );
     // Commands on a corrupt stream fail with the same typed error, never a panic.
-    let err = repo.execute("bad", &CommandContext::new(), |c| c.add(1)).await.unwrap_err();
+    let err = repo
+        .execute("bad", &CommandContext::new(), |c| c.add(1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CommandError::Store(Error::Corrupt { .. })));
 }

@@ -26,7 +26,8 @@ impl BenchEvent {
         BenchEvent {
             amount: n % 1000 + 1,
             reference: format!("ref-{n:012}"),
-            note: "monthly deposit from the savings plan, booked by the nightly batch job".to_owned(),
+            note: "monthly deposit from the savings plan, booked by the nightly batch job"
+                .to_owned(),
         }
     }
 

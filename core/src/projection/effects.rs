@@ -71,7 +71,14 @@ pub struct EffectRunner<S, H> {
 impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
     /// A runner: 5 attempts, backoff from 10 ms doubling, [`DeadLetterPolicy::Skip`].
     pub fn new(store: S, handler: H) -> Self {
-        EffectRunner { store, handler, policy: DeadLetterPolicy::Skip, max_attempts: 5, backoff: Duration::from_millis(10), batch_size: 500 }
+        EffectRunner {
+            store,
+            handler,
+            policy: DeadLetterPolicy::Skip,
+            max_attempts: 5,
+            backoff: Duration::from_millis(10),
+            batch_size: 500,
+        }
     }
 
     /// Sets the dead-letter policy.
@@ -123,9 +130,16 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
         };
         tracing::warn!(handler = self.handler.name(), event = %event.id, error = %letter.error, "event parked as a dead letter");
         // The id derives from the event, so parking the same event twice writes once.
-        let id = Uuid::new_v5(&event.id, format!("park:{}", self.handler.name()).as_bytes());
+        let id = Uuid::new_v5(
+            &event.id,
+            format!("park:{}", self.handler.name()).as_bytes(),
+        );
         let e = NewEvent::new(PARKED, &letter)?.with_id(id);
-        match self.store.append(&self.dead_letter_stream()?, ExpectedVersion::Any, vec![e]).await {
+        match self
+            .store
+            .append(&self.dead_letter_stream()?, ExpectedVersion::Any, vec![e])
+            .await
+        {
             Ok(_) | Err(Error::DuplicateEvent { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -141,7 +155,10 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
         loop {
             let expected = self.store.load_checkpoint(&name).await?;
             let after = expected.unwrap_or(Cursor::START);
-            let batch = self.store.read_all(after, &self.handler.filter(), self.batch_size).await?;
+            let batch = self
+                .store
+                .read_all(after, &self.handler.filter(), self.batch_size)
+                .await?;
             if batch.events.is_empty() && batch.last_seen == after {
                 return Ok(n);
             }
@@ -149,7 +166,12 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
                 n += 1;
                 let stream = event.stream.to_string();
                 if self.policy == DeadLetterPolicy::Sequenced && blocked.contains(&stream) {
-                    self.park(event, format!("waiting behind an earlier parked event of `{stream}`"), 0).await?;
+                    self.park(
+                        event,
+                        format!("waiting behind an earlier parked event of `{stream}`"),
+                        0,
+                    )
+                    .await?;
                     continue;
                 }
                 if let Err((error, attempts)) = self.attempt(event).await {
@@ -157,7 +179,9 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
                     blocked.insert(stream);
                 }
             }
-            self.store.save_checkpoint(&name, expected, batch.last_seen).await?;
+            self.store
+                .save_checkpoint(&name, expected, batch.last_seen)
+                .await?;
         }
     }
 
@@ -191,18 +215,29 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
         let mut failed_streams = HashSet::new();
         let mut resolved = 0;
         for letter in self.parked().await? {
-            if self.policy == DeadLetterPolicy::Sequenced && failed_streams.contains(&letter.stream) {
+            if self.policy == DeadLetterPolicy::Sequenced && failed_streams.contains(&letter.stream)
+            {
                 continue;
             }
             let stream = StreamId::parse(&letter.stream)?;
-            let Some(event) = self.store.read_stream(&stream, letter.version, 1).await?.pop() else {
+            let Some(event) = self
+                .store
+                .read_stream(&stream, letter.version, 1)
+                .await?
+                .pop()
+            else {
                 continue;
             };
             match self.attempt(&event).await {
                 Ok(()) => {
-                    let id = Uuid::new_v5(&event.id, format!("resolve:{}:{}", self.handler.name(), Uuid::now_v7()).as_bytes());
+                    let id = Uuid::new_v5(
+                        &event.id,
+                        format!("resolve:{}:{}", self.handler.name(), Uuid::now_v7()).as_bytes(),
+                    );
                     let e = NewEvent::new(RESOLVED, &letter)?.with_id(id);
-                    self.store.append(&self.dead_letter_stream()?, ExpectedVersion::Any, vec![e]).await?;
+                    self.store
+                        .append(&self.dead_letter_stream()?, ExpectedVersion::Any, vec![e])
+                        .await?;
                     resolved += 1;
                 }
                 Err(_) => {
@@ -216,7 +251,12 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
     /// Runs the handler again, on purpose, over the events after `from` (optionally only
     /// those recorded at or after `since`) that pass `filter`; the checkpoint does not move.
     /// For an operator re-sending, say, the emails of one event type.
-    pub async fn replay(&self, from: Cursor, filter: &LogFilter, since: Option<chrono::DateTime<chrono::Utc>>) -> Result<u64> {
+    pub async fn replay(
+        &self,
+        from: Cursor,
+        filter: &LogFilter,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<u64> {
         let mut after = from;
         let mut n = 0;
         loop {
@@ -224,7 +264,11 @@ impl<S: EventStore, H: SideEffect> EffectRunner<S, H> {
             if batch.events.is_empty() && batch.last_seen == after {
                 return Ok(n);
             }
-            for event in batch.events.iter().filter(|e| since.is_none_or(|t| e.recorded_at >= t)) {
+            for event in batch
+                .events
+                .iter()
+                .filter(|e| since.is_none_or(|t| e.recorded_at >= t))
+            {
                 if let Err((error, attempts)) = self.attempt(event).await {
                     self.park(event, error, attempts).await?;
                 }

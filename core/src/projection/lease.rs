@@ -20,14 +20,26 @@ pub struct Lease {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Lease {
     /// A lease on `name` for a holder with a random id, expiring `ttl` after each renewal.
     pub fn new(name: &str, ttl: Duration) -> Self {
-        let holder = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([1; 8])) | 1;
-        Lease { name: format!("lease:{name}"), holder, ttl, held: None }
+        let holder = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .unwrap_or([1; 8]),
+        ) | 1;
+        Lease {
+            name: format!("lease:{name}"),
+            holder,
+            ttl,
+            held: None,
+        }
     }
 
     /// This holder's id.
@@ -62,7 +74,9 @@ impl Lease {
 
     /// Extends a held lease; `Ok(false)` when it was lost (taken after expiring).
     pub async fn renew<S: EventStore + ?Sized>(&mut self, store: &S) -> Result<bool> {
-        let Some(held) = self.held else { return Ok(false) };
+        let Some(held) = self.held else {
+            return Ok(false);
+        };
         let next = Cursor::from_parts(self.holder, now_ms() + self.ttl.as_millis() as u64);
         match store.save_checkpoint(&self.name, Some(held), next).await {
             Ok(()) => {

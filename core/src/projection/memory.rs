@@ -92,7 +92,11 @@ impl<M: ReadModel> Projection for InMemoryProjection<M> {
         let staged = {
             let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
             if guard.1 != checkpoint.expected {
-                return Err(Error::CheckpointConflict { name: checkpoint.name, expected: checkpoint.expected, actual: guard.1 });
+                return Err(Error::CheckpointConflict {
+                    name: checkpoint.name,
+                    expected: checkpoint.expected,
+                    actual: guard.1,
+                });
             }
             if events.is_empty() {
                 None
@@ -106,7 +110,11 @@ impl<M: ReadModel> Projection for InMemoryProjection<M> {
         };
         let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
         if guard.1 != checkpoint.expected {
-            return Err(Error::CheckpointConflict { name: checkpoint.name, expected: checkpoint.expected, actual: guard.1 });
+            return Err(Error::CheckpointConflict {
+                name: checkpoint.name,
+                expected: checkpoint.expected,
+                actual: guard.1,
+            });
         }
         if let Some(model) = staged {
             guard.0 = model;

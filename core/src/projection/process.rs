@@ -21,11 +21,16 @@ pub struct Steps {
 
 impl Steps {
     fn new(manager: &str, event: &RecordedEvent) -> Result<Self> {
-        Ok(Steps { base: CommandContext::caused_by(event)?, event_id: event.id, manager: manager.to_owned(), next: 0 })
+        Ok(Steps {
+            base: CommandContext::caused_by(event)?,
+            event_id: event.id,
+            manager: manager.to_owned(),
+            next: 0,
+        })
     }
 
     /// The context for the next step's command.
-    pub fn next(&mut self) -> CommandContext {
+    pub fn next_step(&mut self) -> CommandContext {
         let step = self.next;
         self.next += 1;
         self.named(&format!("step-{step}"))
@@ -33,7 +38,10 @@ impl Steps {
 
     /// The context for a named command (a compensation, say), stable across restarts.
     pub fn named(&self, name: &str) -> CommandContext {
-        let id = Uuid::new_v5(&self.event_id, format!("{}:{name}", self.manager).as_bytes());
+        let id = Uuid::new_v5(
+            &self.event_id,
+            format!("{}:{name}", self.manager).as_bytes(),
+        );
         self.base.clone().with_command_id(id)
     }
 }
@@ -85,7 +93,11 @@ pub struct ProcessRunner<S, M> {
 impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
     /// A runner over `store`.
     pub fn new(store: S, manager: M) -> Self {
-        ProcessRunner { store, manager, batch_size: 200 }
+        ProcessRunner {
+            store,
+            manager,
+            batch_size: 200,
+        }
     }
 
     fn stream(&self) -> Result<StreamId> {
@@ -110,7 +122,10 @@ impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
         let stream = self.stream()?;
         let mut n = 0;
         loop {
-            let batch = self.store.read_all(after, &self.manager.filter(), self.batch_size).await?;
+            let batch = self
+                .store
+                .read_all(after, &self.manager.filter(), self.batch_size)
+                .await?;
             if batch.events.is_empty() && batch.last_seen == after {
                 return Ok(n);
             }
@@ -131,10 +146,21 @@ impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
         }
     }
 
-    async fn save(&self, stream: &StreamId, state: &M::State, cursor: Cursor, handled: u64) -> Result<()> {
+    async fn save(
+        &self,
+        stream: &StreamId,
+        state: &M::State,
+        cursor: Cursor,
+        handled: u64,
+    ) -> Result<()> {
         let text = serde_json::to_string(&Saved { cursor, state })
             .map_err(|e| Error::invalid("process manager state", e.to_string()))?;
-        let snapshot = Snapshot { stream: stream.clone(), version: handled, tag: "process-manager".into(), state: text };
+        let snapshot = Snapshot {
+            stream: stream.clone(),
+            version: handled,
+            tag: "process-manager".into(),
+            state: text,
+        };
         self.store.save_snapshot(snapshot).await
     }
 }

@@ -24,7 +24,10 @@ fn active_name(name: &str) -> String {
 /// The version of projection `name` that readers should use (`None`: never switched; use the
 /// only version there is).
 pub async fn active_version<S: EventStore + ?Sized>(store: &S, name: &str) -> Result<Option<u32>> {
-    Ok(store.load_checkpoint(&active_name(name)).await?.map(|c| c.position() as u32))
+    Ok(store
+        .load_checkpoint(&active_name(name))
+        .await?
+        .map(|c| c.position() as u32))
 }
 
 /// Points readers of `name` at version `to`, if they still use `from` (compare-and-set).
@@ -35,7 +38,9 @@ pub async fn switch_active_version<S: EventStore + ?Sized>(
     to: u32,
 ) -> Result<()> {
     let c = |v: u32| Cursor::from_position(u64::from(v));
-    store.save_checkpoint(&active_name(name), from.map(c), c(to)).await
+    store
+        .save_checkpoint(&active_name(name), from.map(c), c(to))
+        .await
 }
 
 /// Rebuilds `next` (a newer version of a projection) from the start of the log beside the
@@ -60,13 +65,20 @@ where
         if prev.name() != next.name() || prev.version() >= next.version() {
             return Err(Error::invalid(
                 "projection version",
-                format!("rebuild needs a newer version of `{}` than {}", prev.name(), prev.version()),
+                format!(
+                    "rebuild needs a newer version of `{}` than {}",
+                    prev.name(),
+                    prev.version()
+                ),
             ));
         }
     }
     let name = next.name().to_owned();
     let version = next.version();
-    let options = RunnerOptions { batch_size, ..RunnerOptions::default() };
+    let options = RunnerOptions {
+        batch_size,
+        ..RunnerOptions::default()
+    };
     let runner = ProjectionRunner::with_options(store.clone(), next, options);
     let start = Instant::now();
     let mut total = runner.lag().await?;
@@ -78,7 +90,12 @@ where
             let per_sec = d as f64 / start.elapsed().as_secs_f64().max(1e-9);
             let remaining = total.saturating_sub(d);
             let eta = (per_sec > 0.0).then(|| Duration::from_secs_f64(remaining as f64 / per_sec));
-            progress(Progress { done: d, remaining, per_sec, eta });
+            progress(Progress {
+                done: d,
+                remaining,
+                per_sec,
+                eta,
+            });
         });
         done += handled.await?;
         // Appends went on meanwhile: look again, and finish only when nothing is left.
@@ -89,11 +106,19 @@ where
         total = done + lag;
         since_count += 1;
         if since_count > 1000 {
-            return Err(Error::invalid("rebuild", "the log grows faster than the rebuild reads it"));
+            return Err(Error::invalid(
+                "rebuild",
+                "the log grows faster than the rebuild reads it",
+            ));
         }
     }
     let per_sec = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-    progress(Progress { done, remaining: 0, per_sec, eta: Some(Duration::ZERO) });
+    progress(Progress {
+        done,
+        remaining: 0,
+        per_sec,
+        eta: Some(Duration::ZERO),
+    });
     let from = active_version(store, &name).await?;
     switch_active_version(store, &name, from, version).await?;
     if let Some(prev) = previous {

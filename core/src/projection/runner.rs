@@ -80,7 +80,8 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
 
     /// A runner with `options`.
     pub fn with_options(store: S, projection: P, options: RunnerOptions) -> Self {
-        let checkpoint = checkpoint_name(projection.name(), projection.version(), options.partition);
+        let checkpoint =
+            checkpoint_name(projection.name(), projection.version(), options.partition);
         ProjectionRunner {
             store,
             projection,
@@ -114,7 +115,11 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
 
     /// How many wanted events the projection has still to handle.
     pub async fn lag(&self) -> Result<u64> {
-        let at = self.projection.position(&self.checkpoint).await?.unwrap_or(Cursor::START);
+        let at = self
+            .projection
+            .position(&self.checkpoint)
+            .await?
+            .unwrap_or(Cursor::START);
         self.store.count_after(at, &self.projection.filter()).await
     }
 
@@ -122,7 +127,10 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
     async fn step(&self) -> Result<Step> {
         let expected = self.projection.position(&self.checkpoint).await?;
         let after = expected.unwrap_or(Cursor::START);
-        let batch = self.store.read_all(after, &self.projection.filter(), self.options.batch_size).await?;
+        let batch = self
+            .store
+            .read_all(after, &self.projection.filter(), self.options.batch_size)
+            .await?;
         if batch.events.is_empty() && batch.last_seen == after {
             self.position.send_replace(expected);
             return Ok(Step::CaughtUp);
@@ -134,7 +142,11 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
         let n = events.len() as u64;
         let span = tracing::debug_span!("projection batch", checkpoint = %self.checkpoint, events = n, after = %after);
         let _enter = span.enter();
-        let checkpoint = CheckpointMove { name: self.checkpoint.clone(), expected, new: batch.last_seen };
+        let checkpoint = CheckpointMove {
+            name: self.checkpoint.clone(),
+            expected,
+            new: batch.last_seen,
+        };
         match self.projection.commit(events, checkpoint).await {
             Ok(()) => {
                 self.counters.events.fetch_add(n, Ordering::Relaxed);
@@ -204,7 +216,11 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                         w
                     }
                     Err(Error::CheckpointConflict { .. }) => Duration::ZERO,
-                    Err(e @ (Error::Store { .. } | Error::Corrupt { .. } | Error::UnknownEventType { .. })) => {
+                    Err(
+                        e @ (Error::Store { .. }
+                        | Error::Corrupt { .. }
+                        | Error::UnknownEventType { .. }),
+                    ) => {
                         tracing::warn!(checkpoint = %self.checkpoint, error = %e, "retrying after a pause");
                         max_wait
                     }
@@ -236,7 +252,11 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
     /// append returned), or `timeout`. Returns whether it got there.
     pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> bool {
         let mut rx = self.position.subscribe();
-        let reached = async move { rx.wait_for(|p| p.is_some_and(|p| p >= cursor)).await.is_ok() };
+        let reached = async move {
+            rx.wait_for(|p| p.is_some_and(|p| p >= cursor))
+                .await
+                .is_ok()
+        };
         matches!(tokio::time::timeout(timeout, reached).await, Ok(true))
     }
 }

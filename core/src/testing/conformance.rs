@@ -39,14 +39,20 @@ fn events(event_type: &str, count: u64) -> Vec<NewEvent> {
 }
 
 async fn all_of_stream<S: EventStore>(store: &S, s: &StreamId) -> Vec<RecordedEvent> {
-    store.read_stream(s, 1, usize::MAX).await.expect("read stream")
+    store
+        .read_stream(s, 1, usize::MAX)
+        .await
+        .expect("read stream")
 }
 
 async fn whole_log<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
     let mut out = Vec::new();
     let mut after = Cursor::START;
     loop {
-        let batch = store.read_all(after, &LogFilter::all(), 500).await.expect("read log");
+        let batch = store
+            .read_all(after, &LogFilter::all(), 500)
+            .await
+            .expect("read log");
         if batch.events.is_empty() && batch.last_seen == after {
             return out;
         }
@@ -59,7 +65,10 @@ async fn whole_log<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
 fn assert_conflict(result: crate::Result<impl std::fmt::Debug>, want_actual: u64) {
     match result {
         Err(Error::Conflict { actual, .. }) => {
-            assert_eq!(actual, want_actual, "a conflict reports the true current version")
+            assert_eq!(
+                actual, want_actual,
+                "a conflict reports the true current version"
+            )
         }
         other => panic!("expected a conflict at version {want_actual}, got {other:?}"),
     }
@@ -68,14 +77,33 @@ fn assert_conflict(result: crate::Result<impl std::fmt::Debug>, want_actual: u64
 /// Item 1: versions are 1, 2, 3, … with no gap; k events at version v write v+1 ..= v+k.
 pub async fn versions_are_contiguous_from_one<S: EventStore + Clone>(store: S) {
     let s = fresh("conf");
-    let r1 = store.append(&s, ExpectedVersion::NoStream, events("conf.a", 1)).await.unwrap();
-    let r2 = store.append(&s, ExpectedVersion::Exact(1), events("conf.a", 3)).await.unwrap();
-    let r3 = store.append(&s, ExpectedVersion::Any, events("conf.a", 2)).await.unwrap();
+    let r1 = store
+        .append(&s, ExpectedVersion::NoStream, events("conf.a", 1))
+        .await
+        .unwrap();
+    let r2 = store
+        .append(&s, ExpectedVersion::Exact(1), events("conf.a", 3))
+        .await
+        .unwrap();
+    let r3 = store
+        .append(&s, ExpectedVersion::Any, events("conf.a", 2))
+        .await
+        .unwrap();
     assert_eq!((r1.version, r2.version, r3.version), (1, 4, 6));
-    assert!(r1.cursor < r2.cursor && r2.cursor < r3.cursor, "cursors grow with each append");
+    assert!(
+        r1.cursor < r2.cursor && r2.cursor < r3.cursor,
+        "cursors grow with each append"
+    );
     let read = all_of_stream(&store, &s).await;
-    assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
-    assert_eq!(read.last().unwrap().cursor, r3.cursor, "the result names the last event's cursor");
+    assert_eq!(
+        read.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        read.last().unwrap().cursor,
+        r3.cursor,
+        "the result names the last event's cursor"
+    );
     assert_eq!(store.stream_version(&s).await.unwrap(), 6);
 }
 
@@ -85,24 +113,84 @@ pub async fn expected_version_is_checked_and_conflicts_write_nothing<S: EventSto
     store: S,
 ) {
     let s = fresh("conf");
-    assert_conflict(store.append(&s, ExpectedVersion::StreamExists, events("conf.a", 1)).await, 0);
-    assert_conflict(store.append(&s, ExpectedVersion::Exact(3), events("conf.a", 1)).await, 0);
-    store.append(&s, ExpectedVersion::Exact(0), events("conf.a", 1)).await.unwrap();
-    assert_conflict(store.append(&s, ExpectedVersion::NoStream, events("conf.a", 1)).await, 1);
-    assert_conflict(store.append(&s, ExpectedVersion::Exact(0), events("conf.a", 1)).await, 1);
-    store.append(&s, ExpectedVersion::StreamExists, events("conf.a", 1)).await.unwrap();
-    store.append(&s, ExpectedVersion::Exact(2), events("conf.a", 2)).await.unwrap();
-    assert_conflict(store.append(&s, ExpectedVersion::Exact(2), events("conf.a", 5)).await, 4);
-    assert_conflict(store.append(&s, ExpectedVersion::Exact(9), events("conf.a", 5)).await, 4);
-    store.append(&s, ExpectedVersion::Any, events("conf.a", 1)).await.unwrap();
-    match store.append(&s, ExpectedVersion::NoStream, events("conf.a", 1)).await {
-        Err(Error::Conflict { stream, expected, actual }) => {
-            assert_eq!((stream, expected, actual), (s.clone(), ExpectedVersion::NoStream, 5));
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::StreamExists, events("conf.a", 1))
+            .await,
+        0,
+    );
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::Exact(3), events("conf.a", 1))
+            .await,
+        0,
+    );
+    store
+        .append(&s, ExpectedVersion::Exact(0), events("conf.a", 1))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::NoStream, events("conf.a", 1))
+            .await,
+        1,
+    );
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::Exact(0), events("conf.a", 1))
+            .await,
+        1,
+    );
+    store
+        .append(&s, ExpectedVersion::StreamExists, events("conf.a", 1))
+        .await
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Exact(2), events("conf.a", 2))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::Exact(2), events("conf.a", 5))
+            .await,
+        4,
+    );
+    assert_conflict(
+        store
+            .append(&s, ExpectedVersion::Exact(9), events("conf.a", 5))
+            .await,
+        4,
+    );
+    store
+        .append(&s, ExpectedVersion::Any, events("conf.a", 1))
+        .await
+        .unwrap();
+    match store
+        .append(&s, ExpectedVersion::NoStream, events("conf.a", 1))
+        .await
+    {
+        Err(Error::Conflict {
+            stream,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(
+                (stream, expected, actual),
+                (s.clone(), ExpectedVersion::NoStream, 5)
+            );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(all_of_stream(&store, &s).await.len(), 5, "no conflicting append wrote anything");
-    let in_log = whole_log(&store).await.iter().filter(|e| e.stream == s).count();
+    assert_eq!(
+        all_of_stream(&store, &s).await.len(),
+        5,
+        "no conflicting append wrote anything"
+    );
+    let in_log = whole_log(&store)
+        .await
+        .iter()
+        .filter(|e| e.stream == s)
+        .count();
     assert_eq!(in_log, 5, "no conflicting append reached the global log");
 }
 
@@ -120,7 +208,9 @@ pub async fn concurrent_exact_appends_write_each_version_once<S: EventStore + Cl
                 tokio::spawn(async move {
                     let e = event("race.won", task as u64);
                     barrier.wait().await;
-                    store.append(&s, ExpectedVersion::Exact(round), vec![e]).await
+                    store
+                        .append(&s, ExpectedVersion::Exact(round), vec![e])
+                        .await
                 })
             })
             .collect();
@@ -143,25 +233,59 @@ pub async fn concurrent_exact_appends_write_each_version_once<S: EventStore + Cl
         assert_eq!(losers, RACERS - 1, "every other writer gets a conflict");
     }
     let read = all_of_stream(&store, &s).await;
-    assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=ROUNDS).collect::<Vec<_>>());
+    assert_eq!(
+        read.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=ROUNDS).collect::<Vec<_>>()
+    );
 }
 
 /// Item 3: an append writes all its events or none; an empty batch is invalid input.
 pub async fn batches_are_all_or_nothing<S: EventStore + Clone>(store: S) {
     let s = fresh("conf");
-    store.append(&s, ExpectedVersion::NoStream, events("conf.a", 2)).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, events("conf.a", 2))
+        .await
+        .unwrap();
     let before = whole_log(&store).await.len();
     let bad = raw_event("conf.a", "[1, 2]");
     let batch = vec![event("conf.a", 1), bad, event("conf.a", 3)];
-    let err = store.append(&s, ExpectedVersion::Exact(2), batch).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { field: "payload", .. }), "got {err:?}");
-    let empty = store.append(&s, ExpectedVersion::Any, Vec::new()).await.unwrap_err();
-    assert!(matches!(empty, Error::InvalidInput { .. }), "an empty batch is invalid: {empty:?}");
+    let err = store
+        .append(&s, ExpectedVersion::Exact(2), batch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "payload",
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
+    let empty = store
+        .append(&s, ExpectedVersion::Any, Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(empty, Error::InvalidInput { .. }),
+        "an empty batch is invalid: {empty:?}"
+    );
     let twice = event("conf.a", 9);
-    let dup = store.append(&s, ExpectedVersion::Any, vec![twice.clone(), twice]).await.unwrap_err();
-    assert!(matches!(dup, Error::InvalidInput { .. }), "one id twice in a batch: {dup:?}");
+    let dup = store
+        .append(&s, ExpectedVersion::Any, vec![twice.clone(), twice])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup, Error::InvalidInput { .. }),
+        "one id twice in a batch: {dup:?}"
+    );
     assert_eq!(store.stream_version(&s).await.unwrap(), 2);
-    assert_eq!(whole_log(&store).await.len(), before, "nothing of a rejected batch is stored");
+    assert_eq!(
+        whole_log(&store).await.len(),
+        before,
+        "nothing of a rejected batch is stored"
+    );
 }
 
 /// Item 3 under concurrency: readers of a stream and of the global log never see part of a
@@ -179,7 +303,14 @@ pub async fn readers_never_observe_part_of_a_batch<S: EventStore + Clone>(store:
             let store = store.clone();
             tokio::spawn(async move {
                 for b in 0..BATCHES {
-                    store.append(&s, ExpectedVersion::Exact(b * BATCH), events("batch.x", BATCH)).await.unwrap();
+                    store
+                        .append(
+                            &s,
+                            ExpectedVersion::Exact(b * BATCH),
+                            events("batch.x", BATCH),
+                        )
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -191,11 +322,18 @@ pub async fn readers_never_observe_part_of_a_batch<S: EventStore + Clone>(store:
             while !done.load(std::sync::atomic::Ordering::Acquire) {
                 for s in &streams {
                     let n = store.read_stream(s, 1, usize::MAX).await.unwrap().len() as u64;
-                    assert_eq!(n % BATCH, 0, "a stream read saw {n} events: part of a batch");
+                    assert_eq!(
+                        n % BATCH,
+                        0,
+                        "a stream read saw {n} events: part of a batch"
+                    );
                 }
                 // A log read that returned less than its limit has seen everything committed:
                 // every stream's count must then be whole batches.
-                let batch = store.read_all(Cursor::START, &LogFilter::all().category("batch"), 100_000).await.unwrap();
+                let batch = store
+                    .read_all(Cursor::START, &LogFilter::all().category("batch"), 100_000)
+                    .await
+                    .unwrap();
                 let mut per_stream: HashMap<StreamId, u64> = HashMap::new();
                 for e in &batch.events {
                     *per_stream.entry(e.stream.clone()).or_default() += 1;
@@ -229,25 +367,68 @@ pub async fn exact_retry_is_idempotent_and_partial_retry_is_a_duplicate<S: Event
 ) {
     let s = fresh("idem");
     let (a, b) = (event("idem.a", 1), event("idem.a", 2));
-    let first = store.append(&s, ExpectedVersion::NoStream, vec![a.clone(), b.clone()]).await.unwrap();
-    store.append(&s, ExpectedVersion::Exact(2), events("idem.a", 1)).await.unwrap();
-    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0), ExpectedVersion::Any] {
-        let again = store.append(&s, expected, vec![a.clone(), b.clone()]).await.unwrap();
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Exact(2), events("idem.a", 1))
+        .await
+        .unwrap();
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Any,
+    ] {
+        let again = store
+            .append(&s, expected, vec![a.clone(), b.clone()])
+            .await
+            .unwrap();
         assert_eq!(again, first, "a retry returns the original result");
     }
     let fresh_event = event("idem.a", 3);
-    let partial = store.append(&s, ExpectedVersion::Any, vec![a.clone(), fresh_event.clone()]).await;
-    assert!(matches!(partial, Err(Error::DuplicateEvent { event_id, .. }) if event_id == a.id), "{partial:?}");
-    let reordered = store.append(&s, ExpectedVersion::Any, vec![b.clone(), a.clone()]).await;
-    assert!(matches!(reordered, Err(Error::DuplicateEvent { .. })), "{reordered:?}");
+    let partial = store
+        .append(
+            &s,
+            ExpectedVersion::Any,
+            vec![a.clone(), fresh_event.clone()],
+        )
+        .await;
+    assert!(
+        matches!(partial, Err(Error::DuplicateEvent { event_id, .. }) if event_id == a.id),
+        "{partial:?}"
+    );
+    let reordered = store
+        .append(&s, ExpectedVersion::Any, vec![b.clone(), a.clone()])
+        .await;
+    assert!(
+        matches!(reordered, Err(Error::DuplicateEvent { .. })),
+        "{reordered:?}"
+    );
     let elsewhere = fresh("idem");
-    let moved = store.append(&elsewhere, ExpectedVersion::Any, vec![a.clone(), b.clone()]).await;
-    assert!(matches!(moved, Err(Error::DuplicateEvent { .. })), "{moved:?}");
-    assert_eq!(store.stream_version(&s).await.unwrap(), 3, "retries wrote nothing");
+    let moved = store
+        .append(&elsewhere, ExpectedVersion::Any, vec![a.clone(), b.clone()])
+        .await;
+    assert!(
+        matches!(moved, Err(Error::DuplicateEvent { .. })),
+        "{moved:?}"
+    );
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        3,
+        "retries wrote nothing"
+    );
     assert_eq!(store.stream_version(&elsewhere).await.unwrap(), 0);
     let log = whole_log(&store).await;
-    assert!(!log.iter().any(|e| e.id == fresh_event.id), "nothing of a duplicate append is stored");
-    assert_eq!(log.iter().filter(|e| e.id == a.id).count(), 1, "each id is stored once");
+    assert!(
+        !log.iter().any(|e| e.id == fresh_event.id),
+        "nothing of a duplicate append is stored"
+    );
+    assert_eq!(
+        log.iter().filter(|e| e.id == a.id).count(),
+        1,
+        "each id is stored once"
+    );
 }
 
 /// Items 5 and 1: a follower of the global log, reading while many writers commit to many
@@ -271,7 +452,11 @@ pub async fn global_log_follower_sees_every_event_once_under_concurrency<S: Even
                 let batch = store.read_all(after, &filter, 17).await.unwrap();
                 assert!(batch.last_seen >= after, "last_seen never moves back");
                 for e in &batch.events {
-                    assert!(e.cursor > after, "handed cursor {} at or before {after}", e.cursor);
+                    assert!(
+                        e.cursor > after,
+                        "handed cursor {} at or before {after}",
+                        e.cursor
+                    );
                     after = e.cursor;
                 }
                 assert!(batch.last_seen >= after, "last_seen covers the batch");
@@ -311,7 +496,10 @@ pub async fn global_log_follower_sees_every_event_once_under_concurrency<S: Even
         written.extend(w.await.unwrap());
     }
     let (seen, reads_during_writes) = follower.await.unwrap();
-    assert!(reads_during_writes > 0, "the follower read while writers were committing");
+    assert!(
+        reads_during_writes > 0,
+        "the follower read while writers were committing"
+    );
     let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.id).collect();
     let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
     assert_eq!(unique.len(), seen_ids.len(), "no event is seen twice");
@@ -319,7 +507,11 @@ pub async fn global_log_follower_sees_every_event_once_under_concurrency<S: Even
     let mut last_version: HashMap<&StreamId, u64> = HashMap::new();
     for e in &seen {
         let v = last_version.entry(&e.stream).or_default();
-        assert_eq!(e.version, *v + 1, "within a stream, log order is version order");
+        assert_eq!(
+            e.version,
+            *v + 1,
+            "within a stream, log order is version order"
+        );
         *v = e.version;
     }
 }
@@ -332,12 +524,30 @@ pub async fn filtered_reads_keep_matches_and_report_progress<S: EventStore + Clo
     let type_x = format!("{cat_b}.x");
     let a = fresh(&cat_a);
     let b = fresh(&cat_b);
-    let start = whole_log(&store).await.last().map(|e| e.cursor).unwrap_or(Cursor::START);
+    let start = whole_log(&store)
+        .await
+        .last()
+        .map(|e| e.cursor)
+        .unwrap_or(Cursor::START);
     for i in 0..30u64 {
-        let (s, t) = if i % 3 == 0 { (&a, format!("{cat_a}.y")) } else { (&b, format!("{cat_b}.{}", if i % 2 == 0 { "x" } else { "z" })) };
-        store.append(s, ExpectedVersion::Any, vec![event(&t, i)]).await.unwrap();
+        let (s, t) = if i % 3 == 0 {
+            (&a, format!("{cat_a}.y"))
+        } else {
+            (
+                &b,
+                format!("{cat_b}.{}", if i % 2 == 0 { "x" } else { "z" }),
+            )
+        };
+        store
+            .append(s, ExpectedVersion::Any, vec![event(&t, i)])
+            .await
+            .unwrap();
     }
-    let last = store.append(&b, ExpectedVersion::Any, events(&format!("{cat_b}.z"), 1)).await.unwrap().cursor;
+    let last = store
+        .append(&b, ExpectedVersion::Any, events(&format!("{cat_b}.z"), 1))
+        .await
+        .unwrap()
+        .cursor;
 
     let read_filtered = |filter: LogFilter, limit: usize| {
         let store = store.clone();
@@ -357,16 +567,26 @@ pub async fn filtered_reads_keep_matches_and_report_progress<S: EventStore + Clo
     let (by_cat, end) = read_filtered(LogFilter::all().category(&cat_a), 4).await;
     assert_eq!(by_cat.len(), 10);
     assert!(by_cat.iter().all(|e| e.stream.category() == cat_a));
-    assert!(by_cat.windows(2).all(|w| w[0].cursor < w[1].cursor), "log order");
-    assert!(end >= last, "the follower's position passed the non-matching tail");
+    assert!(
+        by_cat.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "log order"
+    );
+    assert!(
+        end >= last,
+        "the follower's position passed the non-matching tail"
+    );
     let (by_type, _) = read_filtered(LogFilter::all().event_type(&type_x), 3).await;
     assert_eq!(by_type.len(), 10);
     assert!(by_type.iter().all(|e| e.event_type == type_x));
-    let (either, _) = read_filtered(LogFilter::all().category(&cat_a).event_type(&type_x), 1000).await;
+    let (either, _) =
+        read_filtered(LogFilter::all().category(&cat_a).event_type(&type_x), 1000).await;
     assert_eq!(either.len(), 20, "categories and types are alternatives");
     let (none, end) = read_filtered(LogFilter::all().category("nosuchcategory"), 5).await;
     assert!(none.is_empty());
-    assert!(end >= last, "a filter matching nothing still moves the follower to the end");
+    assert!(
+        end >= last,
+        "a filter matching nothing still moves the follower to the end"
+    );
 }
 
 /// Item 7: stream reads start at a version, keep version order, and respect the limit; a
@@ -375,11 +595,21 @@ pub async fn stream_reads_start_at_a_version_and_respect_the_limit<S: EventStore
     store: S,
 ) {
     let s = fresh("reads");
-    store.append(&s, ExpectedVersion::NoStream, events("reads.a", 10)).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, events("reads.a", 10))
+        .await
+        .unwrap();
     let page = store.read_stream(&s, 4, 3).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.version).collect::<Vec<_>>(), vec![4, 5, 6]);
+    assert_eq!(
+        page.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![4, 5, 6]
+    );
     assert_eq!(store.read_stream(&s, 9, 100).await.unwrap().len(), 2);
-    assert_eq!(store.read_stream(&s, 0, 100).await.unwrap().len(), 10, "version 0 reads from the start");
+    assert_eq!(
+        store.read_stream(&s, 0, 100).await.unwrap().len(),
+        10,
+        "version 0 reads from the start"
+    );
     assert!(store.read_stream(&s, 11, 100).await.unwrap().is_empty());
     assert!(store.read_stream(&s, 1, 0).await.unwrap().is_empty());
     let never = fresh("reads");
@@ -389,23 +619,52 @@ pub async fn stream_reads_start_at_a_version_and_respect_the_limit<S: EventStore
 
 /// Item 8: a deleted stream refuses appends and reads, is never reused, and its events stay
 /// in the global log.
-pub async fn deleted_stream_rejects_appends_and_reads_but_stays_in_the_log<S: EventStore + Clone>(
+pub async fn deleted_stream_rejects_appends_and_reads_but_stays_in_the_log<
+    S: EventStore + Clone,
+>(
     store: S,
 ) {
     let s = fresh("del");
-    let written = store.append(&s, ExpectedVersion::NoStream, events("del.a", 3)).await.unwrap();
+    let written = store
+        .append(&s, ExpectedVersion::NoStream, events("del.a", 3))
+        .await
+        .unwrap();
     assert_conflict(store.delete_stream(&s, ExpectedVersion::Exact(2)).await, 3);
-    store.delete_stream(&s, ExpectedVersion::Exact(3)).await.unwrap();
-    for expected in [ExpectedVersion::Any, ExpectedVersion::NoStream, ExpectedVersion::Exact(3)] {
+    store
+        .delete_stream(&s, ExpectedVersion::Exact(3))
+        .await
+        .unwrap();
+    for expected in [
+        ExpectedVersion::Any,
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(3),
+    ] {
         let r = store.append(&s, expected, events("del.a", 1)).await;
-        assert!(matches!(r, Err(Error::StreamDeleted { .. })), "append after delete: {r:?}");
+        assert!(
+            matches!(r, Err(Error::StreamDeleted { .. })),
+            "append after delete: {r:?}"
+        );
     }
     let r = store.read_stream(&s, 1, 10).await;
-    assert!(matches!(r, Err(Error::StreamDeleted { .. })), "read after delete: {r:?}");
+    assert!(
+        matches!(r, Err(Error::StreamDeleted { .. })),
+        "read after delete: {r:?}"
+    );
     let again = store.delete_stream(&s, ExpectedVersion::Any).await;
-    assert!(matches!(again, Err(Error::StreamDeleted { .. })), "{again:?}");
-    let in_log: Vec<_> = whole_log(&store).await.into_iter().filter(|e| e.stream == s).collect();
-    assert_eq!(in_log.len(), 3, "a deleted stream's events stay in the global log");
+    assert!(
+        matches!(again, Err(Error::StreamDeleted { .. })),
+        "{again:?}"
+    );
+    let in_log: Vec<_> = whole_log(&store)
+        .await
+        .into_iter()
+        .filter(|e| e.stream == s)
+        .collect();
+    assert_eq!(
+        in_log.len(),
+        3,
+        "a deleted stream's events stay in the global log"
+    );
     assert_eq!(in_log.last().unwrap().cursor, written.cursor);
 }
 
@@ -422,25 +681,46 @@ pub async fn snapshots_keep_the_newest<S: EventStore + Clone>(store: S) {
     store.save_snapshot(snap(10, r#"{"n":10}"#)).await.unwrap();
     store.save_snapshot(snap(20, r#"{"n":20}"#)).await.unwrap();
     store.save_snapshot(snap(15, r#"{"n":15}"#)).await.unwrap();
-    assert_eq!(store.load_snapshot(&s).await.unwrap(), Some(snap(20, r#"{"n":20}"#)));
-    let retagged = Snapshot { tag: "v2".to_owned(), ..snap(20, r#"{"m":1}"#) };
+    assert_eq!(
+        store.load_snapshot(&s).await.unwrap(),
+        Some(snap(20, r#"{"n":20}"#))
+    );
+    let retagged = Snapshot {
+        tag: "v2".to_owned(),
+        ..snap(20, r#"{"m":1}"#)
+    };
     store.save_snapshot(retagged.clone()).await.unwrap();
-    assert_eq!(store.load_snapshot(&s).await.unwrap(), Some(retagged), "same version replaces");
+    assert_eq!(
+        store.load_snapshot(&s).await.unwrap(),
+        Some(retagged),
+        "same version replaces"
+    );
 }
 
 /// Item 10: checkpoints are compare-and-set.
 pub async fn checkpoints_compare_and_set<S: EventStore + Clone>(store: S) {
     let name = format!("proj-{}", Uuid::now_v7().simple());
-    let (c1, c2, c3) = (Cursor::from_parts(1, 5), Cursor::from_parts(2, 9), Cursor::from_parts(3, 1));
+    let (c1, c2, c3) = (
+        Cursor::from_parts(1, 5),
+        Cursor::from_parts(2, 9),
+        Cursor::from_parts(3, 1),
+    );
     assert_eq!(store.load_checkpoint(&name).await.unwrap(), None);
     store.save_checkpoint(&name, None, c1).await.unwrap();
     match store.save_checkpoint(&name, None, c2).await {
-        Err(Error::CheckpointConflict { expected: None, actual: Some(a), .. }) => assert_eq!(a, c1),
+        Err(Error::CheckpointConflict {
+            expected: None,
+            actual: Some(a),
+            ..
+        }) => assert_eq!(a, c1),
         other => panic!("expected a checkpoint conflict, got {other:?}"),
     }
     store.save_checkpoint(&name, Some(c1), c2).await.unwrap();
     let stale = store.save_checkpoint(&name, Some(c1), c3).await;
-    assert!(matches!(stale, Err(Error::CheckpointConflict { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(Error::CheckpointConflict { .. })),
+        "{stale:?}"
+    );
     assert_eq!(store.load_checkpoint(&name).await.unwrap(), Some(c2));
 }
 
@@ -448,7 +728,10 @@ pub async fn checkpoints_compare_and_set<S: EventStore + Clone>(store: S) {
 pub async fn concurrent_checkpoint_writers_exactly_one_wins<S: EventStore + Clone>(store: S) {
     const WRITERS: usize = 16;
     let name = format!("race-{}", Uuid::now_v7().simple());
-    store.save_checkpoint(&name, None, Cursor::from_position(1)).await.unwrap();
+    store
+        .save_checkpoint(&name, None, Cursor::from_position(1))
+        .await
+        .unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(WRITERS));
     let tasks: Vec<_> = (0..WRITERS)
         .map(|i| {
@@ -456,7 +739,10 @@ pub async fn concurrent_checkpoint_writers_exactly_one_wins<S: EventStore + Clon
             tokio::spawn(async move {
                 barrier.wait().await;
                 let new = Cursor::from_position(100 + i as u64);
-                store.save_checkpoint(&name, Some(Cursor::from_position(1)), new).await.map(|()| new)
+                store
+                    .save_checkpoint(&name, Some(Cursor::from_position(1)), new)
+                    .await
+                    .map(|()| new)
             })
         })
         .collect();
@@ -469,7 +755,10 @@ pub async fn concurrent_checkpoint_writers_exactly_one_wins<S: EventStore + Clon
         }
     }
     assert_eq!(winners.len(), 1, "exactly one compare-and-set wins");
-    assert_eq!(store.load_checkpoint(&name).await.unwrap(), Some(winners[0]));
+    assert_eq!(
+        store.load_checkpoint(&name).await.unwrap(),
+        Some(winners[0])
+    );
 }
 
 /// Input rules: each is a typed `InvalidInput` naming the field, before anything is written.
@@ -477,11 +766,17 @@ pub async fn invalid_input_is_rejected_before_anything_is_written<S: EventStore 
     let s = fresh("input");
     let big = "x".repeat((1 << 20) + 1);
     let mut big_meta = Metadata::default();
-    big_meta.extra.insert("blob".into(), serde_json::Value::String("y".repeat(17 << 10)));
+    big_meta.extra.insert(
+        "blob".into(),
+        serde_json::Value::String("y".repeat(17 << 10)),
+    );
     let cases: Vec<(&str, NewEvent)> = vec![
         ("payload", raw_event("input.a", "42")),
         ("payload", raw_event("input.a", r#""text""#)),
-        ("payload", NewEvent::new("input.a", &serde_json::json!({ "big": big })).unwrap()),
+        (
+            "payload",
+            NewEvent::new("input.a", &serde_json::json!({ "big": big })).unwrap(),
+        ),
         ("metadata", event("input.a", 1).with_metadata(big_meta)),
         ("event type", event("", 1)),
         ("event type", event(&"t".repeat(201), 1)),
@@ -492,7 +787,11 @@ pub async fn invalid_input_is_rejected_before_anything_is_written<S: EventStore 
             other => panic!("expected invalid {field}, got {other:?}"),
         }
     }
-    assert_eq!(store.stream_version(&s).await.unwrap(), 0, "nothing was written");
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        0,
+        "nothing was written"
+    );
     assert!(NewEvent::from_json_text("input.a", "{not json").is_err());
     assert!(NewEvent::from_json_text("input.a", "[1]").is_err());
     assert!(StreamId::new("", "1").is_err() && StreamId::new("a-b", "1").is_err());
@@ -506,18 +805,34 @@ pub async fn recorded_events_keep_what_was_appended<S: EventStore + Clone>(store
         correlation_id: Some(Uuid::now_v7()),
         causation_id: Some(Uuid::now_v7()),
         user_id: Some("ada".into()),
-        extra: serde_json::json!({ "ip": "127.0.0.1", "n": 3 }).as_object().unwrap().clone(),
+        extra: serde_json::json!({ "ip": "127.0.0.1", "n": 3 })
+            .as_object()
+            .unwrap()
+            .clone(),
     };
-    let payload = serde_json::json!({ "title": "Ünïcödé ✓", "n": 1.5, "list": [1, null, {"a": true}] });
-    let e = NewEvent::new("fields.set", &payload).unwrap().with_schema_version(3).with_metadata(meta.clone());
+    let payload =
+        serde_json::json!({ "title": "Ünïcödé ✓", "n": 1.5, "list": [1, null, {"a": true}] });
+    let e = NewEvent::new("fields.set", &payload)
+        .unwrap()
+        .with_schema_version(3)
+        .with_metadata(meta.clone());
     let before = chrono::Utc::now() - chrono::Duration::seconds(5);
-    store.append(&s, ExpectedVersion::NoStream, vec![e.clone()]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![e.clone()])
+        .await
+        .unwrap();
     let got = all_of_stream(&store, &s).await.pop().unwrap();
     assert_eq!(got.id, e.id);
     assert_eq!(got.stream, s);
-    assert_eq!((got.version, got.event_type.as_str(), got.schema_version), (1, "fields.set", 3));
+    assert_eq!(
+        (got.version, got.event_type.as_str(), got.schema_version),
+        (1, "fields.set", 3)
+    );
     let back: serde_json::Value = serde_json::from_str(&got.payload).unwrap();
     assert_eq!(back, payload);
     assert_eq!(got.metadata().unwrap(), meta);
-    assert!(got.recorded_at > before && got.recorded_at < chrono::Utc::now() + chrono::Duration::seconds(5));
+    assert!(
+        got.recorded_at > before
+            && got.recorded_at < chrono::Utc::now() + chrono::Duration::seconds(5)
+    );
 }

@@ -40,18 +40,25 @@ pub struct AggregateTest<A> {
 impl<A: Aggregate> AggregateTest<A> {
     /// Starts from the state after `events`.
     pub fn given(events: impl IntoIterator<Item = A::Event>) -> Self {
-        AggregateTest { state: A::replayed(events) }
+        AggregateTest {
+            state: A::replayed(events),
+        }
     }
 
     /// Starts from the default state.
     pub fn given_no_events() -> Self {
-        AggregateTest { state: A::default() }
+        AggregateTest {
+            state: A::default(),
+        }
     }
 
     /// Runs the command.
     pub fn when(self, command: impl FnOnce(&A) -> Result<Vec<A::Event>, A::Error>) -> Then<A> {
         let result = command(&self.state);
-        Then { state: self.state, result }
+        Then {
+            state: self.state,
+            result,
+        }
     }
 }
 
@@ -80,8 +87,13 @@ where
         for e in &events {
             let payload = e.encode().expect("event encodes");
             let back = A::Event::decode(e.event_type(), e.schema_version(), payload.get())
-                .unwrap_or_else(|err| panic!("event {e:?} does not decode from its payload: {err}"));
-            assert_eq!(&back, e, "event changed in a round trip through its payload");
+                .unwrap_or_else(|err| {
+                    panic!("event {e:?} does not decode from its payload: {err}")
+                });
+            assert_eq!(
+                &back, e,
+                "event changed in a round trip through its payload"
+            );
         }
         let mut state = self.state;
         for e in events {
@@ -116,7 +128,10 @@ where
     pub fn then_error_matches(self, check: impl FnOnce(&A::Error) -> bool) {
         match self.result {
             Ok(events) => panic!("expected a rejection, got events {events:?}"),
-            Err(e) => assert!(check(&e), "the command was rejected with an unexpected error: {e:?}"),
+            Err(e) => assert!(
+                check(&e),
+                "the command was rejected with an unexpected error: {e:?}"
+            ),
         }
     }
 }

@@ -38,7 +38,10 @@ impl<S> std::fmt::Debug for Fixture<S> {
 impl<S: EventStore + Clone> Fixture<S> {
     /// A fixture with nothing to clean up.
     pub fn new(store: S) -> Self {
-        Fixture { store, teardown: None }
+        Fixture {
+            store,
+            teardown: None,
+        }
     }
 
     /// Runs `teardown` after the test, whether it passed or not.

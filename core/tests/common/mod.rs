@@ -34,7 +34,9 @@ impl Event for CounterEvent {
 
     fn encode(&self) -> Result<Box<RawValue>, serde_json::Error> {
         match self {
-            CounterEvent::Added { by } => serde_json::value::to_raw_value(&serde_json::json!({ "by": by })),
+            CounterEvent::Added { by } => {
+                serde_json::value::to_raw_value(&serde_json::json!({ "by": by }))
+            }
             CounterEvent::Reset => serde_json::value::to_raw_value(&serde_json::json!({})),
         }
     }
@@ -45,7 +47,9 @@ impl Event for CounterEvent {
             by: u64,
         }
         match event_type {
-            "counter.added" => Ok(CounterEvent::Added { by: serde_json::from_str::<Added>(payload)?.by }),
+            "counter.added" => Ok(CounterEvent::Added {
+                by: serde_json::from_str::<Added>(payload)?.by,
+            }),
             "counter.reset" => Ok(CounterEvent::Reset),
             other => Err(DecodeError::UnknownType(other.to_owned())),
         }

@@ -24,7 +24,11 @@ impl MemoryRaw {
     /// A fresh pair: an in-memory store and this baseline (they share nothing: memory has no
     /// common engine to share; both do the same work on their own data).
     pub fn pair() -> StorePair {
-        StorePair { name: "memory", store: Arc::new(InMemoryStore::new()), raw: Arc::new(MemoryRaw::default()) }
+        StorePair {
+            name: "memory",
+            store: Arc::new(InMemoryStore::new()),
+            raw: Arc::new(MemoryRaw::default()),
+        }
     }
 }
 
@@ -56,8 +60,14 @@ impl RawStore for MemoryRaw {
 
     async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<RawRow>> {
         let inner = self.inner.lock().map_err(|_| Error::store("poisoned"))?;
-        let Some(index) = inner.streams.get(stream) else { return Ok(Vec::new()) };
-        Ok(index.iter().skip(from.saturating_sub(1) as usize).map(|&i| inner.log[i].clone()).collect())
+        let Some(index) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        Ok(index
+            .iter()
+            .skip(from.saturating_sub(1) as usize)
+            .map(|&i| inner.log[i].clone())
+            .collect())
     }
 
     async fn load_snapshot(&self, stream: &str) -> Result<Option<(u64, String)>> {
@@ -71,7 +81,9 @@ impl RawStore for MemoryRaw {
 
     async fn seed_snapshot(&self, stream: &str, version: u64, state: &str) -> Result<()> {
         let mut inner = self.inner.lock().map_err(|_| Error::store("poisoned"))?;
-        inner.snapshots.insert(stream.to_owned(), (version, state.to_owned()));
+        inner
+            .snapshots
+            .insert(stream.to_owned(), (version, state.to_owned()));
         Ok(())
     }
 

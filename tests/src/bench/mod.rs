@@ -2,9 +2,9 @@
 
 mod memory;
 pub mod postgres;
-pub mod sqlite;
 mod report;
 mod scenarios;
+pub mod sqlite;
 
 pub use memory::MemoryRaw;
 
@@ -93,12 +93,15 @@ pub struct StorePair {
 
 impl std::fmt::Debug for StorePair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorePair").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("StorePair")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 /// Makes a fresh [`StorePair`] (empty storage) for each scenario.
-pub type PairFactory = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<StorePair>> + Send>> + Send + Sync>;
+pub type PairFactory =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<StorePair>> + Send>> + Send + Sync>;
 
 /// What to run.
 #[derive(Debug, Clone, Default)]

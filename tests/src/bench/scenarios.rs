@@ -3,14 +3,23 @@
 
 use super::{BenchOptions, PairFactory, RawEvent, RawStore, Row, StorePair};
 use crate::fixtures::{Account, BenchEvent, BENCH_EVENT_TYPE};
-use recount::{Aggregate, Cursor, EventStore, ExpectedVersion, LogFilter, Repository, Result, Snapshot, StreamId};
+use recount::{
+    Aggregate, Cursor, EventStore, ExpectedVersion, LogFilter, Repository, Result, Snapshot,
+    StreamId,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Scenario names, in the order they run.
-pub const SCENARIOS: &[&str] =
-    &["append-single", "append-single-8", "append-batch", "load", "load-snapshot", "replay"];
+pub const SCENARIOS: &[&str] = &[
+    "append-single",
+    "append-single-8",
+    "append-batch",
+    "load",
+    "load-snapshot",
+    "replay",
+];
 
 /// A rate and the median latency of one operation.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +57,10 @@ where
         latencies.extend(t.await.map_err(recount::Error::store)??);
     }
     let elapsed = start.elapsed();
-    Ok(Measured { per_sec: (per_worker * workers as u64 * units) as f64 / elapsed.as_secs_f64(), median_us: median_us(&mut latencies) })
+    Ok(Measured {
+        per_sec: (per_worker * workers as u64 * units) as f64 / elapsed.as_secs_f64(),
+        median_us: median_us(&mut latencies),
+    })
 }
 
 fn median_us(latencies: &mut [Duration]) -> f64 {
@@ -87,7 +99,14 @@ where
     Ok((best(r1, r2), best(x1, x2)))
 }
 
-fn row(scenario: &str, store: &str, unit: &'static str, raw: Measured, recount: Measured, note: String) -> Row {
+fn row(
+    scenario: &str,
+    store: &str,
+    unit: &'static str,
+    raw: Measured,
+    recount: Measured,
+    note: String,
+) -> Row {
     Row {
         scenario: scenario.to_owned(),
         store: store.to_owned(),
@@ -101,7 +120,13 @@ fn row(scenario: &str, store: &str, unit: &'static str, raw: Measured, recount: 
     }
 }
 
-async fn appends(pair: &StorePair, label: &str, workers: usize, ops: u64, batch: u64) -> Result<(Measured, Measured)> {
+async fn appends(
+    pair: &StorePair,
+    label: &str,
+    workers: usize,
+    ops: u64,
+    batch: u64,
+) -> Result<(Measured, Measured)> {
     let raw = |round: u32| {
         let raw = pair.raw.clone();
         let run = format!("{label}raw{round}w");
@@ -121,8 +146,13 @@ async fn appends(pair: &StorePair, label: &str, workers: usize, ops: u64, batch:
             let store = store.clone();
             let s = stream(&run, w);
             async move {
-                let events = (0..batch).map(|k| BenchEvent::new_event(i * batch + k)).collect();
-                store.append(&s, ExpectedVersion::Exact(i * batch), events).await.map(drop)
+                let events = (0..batch)
+                    .map(|k| BenchEvent::new_event(i * batch + k))
+                    .collect();
+                store
+                    .append(&s, ExpectedVersion::Exact(i * batch), events)
+                    .await
+                    .map(drop)
             }
         })
     };
@@ -138,9 +168,16 @@ async fn seed_stream(pair: &StorePair, s: &StreamId, events: u64) -> Result<()> 
         let batch: Vec<_> = (version..version + n).map(BenchEvent::new_event).collect();
         let raw: Vec<RawEvent> = batch
             .iter()
-            .map(|e| RawEvent { id: e.id, event_type: BENCH_EVENT_TYPE, payload: e.payload.get().to_owned(), metadata: "{}".to_owned() })
+            .map(|e| RawEvent {
+                id: e.id,
+                event_type: BENCH_EVENT_TYPE,
+                payload: e.payload.get().to_owned(),
+                metadata: "{}".to_owned(),
+            })
             .collect();
-        pair.store.append(s, ExpectedVersion::Exact(version), batch).await?;
+        pair.store
+            .append(s, ExpectedVersion::Exact(version), batch)
+            .await?;
         pair.raw.seed(s.as_str(), version, &raw).await?;
         version += n;
     }
@@ -159,7 +196,9 @@ async fn loads(pair: &StorePair, ops: u64, with_snapshot: bool) -> Result<(Measu
             tag: Account::snapshot_tag().to_owned(),
             state: serde_json::to_string(&state).map_err(recount::Error::store)?,
         };
-        pair.raw.seed_snapshot(s.as_str(), LEN, &snapshot.state).await?;
+        pair.raw
+            .seed_snapshot(s.as_str(), LEN, &snapshot.state)
+            .await?;
         pair.store.save_snapshot(snapshot).await?;
     }
     let repo = Repository::<Account, Arc<dyn EventStore>>::new(pair.store.clone());
@@ -168,14 +207,22 @@ async fn loads(pair: &StorePair, ops: u64, with_snapshot: bool) -> Result<(Measu
         let (raw, s) = (pair.raw.clone(), s.to_string());
         drive(1, ops, 1, move |_, _| {
             let (raw, s) = (raw.clone(), s.clone());
-            async move { raw_load(raw.as_ref(), &s, with_snapshot).await.map(|a| assert_eq!(a.deposits, LEN)) }
+            async move {
+                raw_load(raw.as_ref(), &s, with_snapshot)
+                    .await
+                    .map(|a| assert_eq!(a.deposits, LEN))
+            }
         })
     };
     let recount = |_| {
         let (repo, id) = (repo.clone(), id.clone());
         drive(1, ops, 1, move |_, _| {
             let (repo, id) = (repo.clone(), id.clone());
-            async move { repo.load(&id).await.map(|l| assert_eq!(l.state.deposits, LEN)) }
+            async move {
+                repo.load(&id)
+                    .await
+                    .map(|l| assert_eq!(l.state.deposits, LEN))
+            }
         })
     };
     best_of_two(raw, recount).await
@@ -185,7 +232,10 @@ async fn loads(pair: &StorePair, ops: u64, with_snapshot: bool) -> Result<(Measu
 async fn raw_load(raw: &dyn RawStore, stream: &str, with_snapshot: bool) -> Result<Account> {
     let (mut state, from) = match with_snapshot {
         true => match raw.load_snapshot(stream).await? {
-            Some((v, json)) => (serde_json::from_str(&json).map_err(recount::Error::store)?, v + 1),
+            Some((v, json)) => (
+                serde_json::from_str(&json).map_err(recount::Error::store)?,
+                v + 1,
+            ),
             None => (Account::default(), 1),
         },
         false => (Account::default(), 1),
@@ -222,7 +272,10 @@ async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
             n += rows.len() as u64;
         }
         assert_eq!(n, total, "the raw replay read every event");
-        Ok(Measured { per_sec: n as f64 / start.elapsed().as_secs_f64(), median_us: median_us(&mut latencies) })
+        Ok(Measured {
+            per_sec: n as f64 / start.elapsed().as_secs_f64(),
+            median_us: median_us(&mut latencies),
+        })
     };
     let recount = |_| async {
         let mut latencies = Vec::new();
@@ -237,10 +290,17 @@ async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
             }
             after = batch.last_seen;
             // The no-op projection: look at each event, do nothing.
-            n += batch.events.iter().filter(|e| !e.payload.is_empty()).count() as u64;
+            n += batch
+                .events
+                .iter()
+                .filter(|e| !e.payload.is_empty())
+                .count() as u64;
         }
         assert_eq!(n, total, "the replay read every event");
-        Ok(Measured { per_sec: n as f64 / start.elapsed().as_secs_f64(), median_us: median_us(&mut latencies) })
+        Ok(Measured {
+            per_sec: n as f64 / start.elapsed().as_secs_f64(),
+            median_us: median_us(&mut latencies),
+        })
     };
     best_of_two(raw, recount).await
 }
@@ -255,19 +315,46 @@ pub async fn run_scenarios(factory: &PairFactory, opts: &BenchOptions) -> Result
         let pair = factory().await?;
         let name = pair.name;
         let (unit, (raw, recount), note) = match scenario {
-            "append-single" => ("ops", appends(&pair, "s", 1, opts.size(20_000, 1_000), 1).await?, String::new()),
-            "append-single-8" => ("ops", appends(&pair, "e", 8, opts.size(24_000, 1_600), 1).await?, String::new()),
-            "append-batch" => ("events", appends(&pair, "b", 4, opts.size(800, 40), 100).await?, "100 events per append, 4 writers".to_owned()),
-            "load" => ("ops", loads(&pair, opts.size(300, 20), false).await?, "1,000-event stream".to_owned()),
-            "load-snapshot" => ("ops", loads(&pair, opts.size(3_000, 200), true).await?, "snapshot at 1,000".to_owned()),
+            "append-single" => (
+                "ops",
+                appends(&pair, "s", 1, opts.size(20_000, 1_000), 1).await?,
+                String::new(),
+            ),
+            "append-single-8" => (
+                "ops",
+                appends(&pair, "e", 8, opts.size(24_000, 1_600), 1).await?,
+                String::new(),
+            ),
+            "append-batch" => (
+                "events",
+                appends(&pair, "b", 4, opts.size(800, 40), 100).await?,
+                "100 events per append, 4 writers".to_owned(),
+            ),
+            "load" => (
+                "ops",
+                loads(&pair, opts.size(300, 20), false).await?,
+                "1,000-event stream".to_owned(),
+            ),
+            "load-snapshot" => (
+                "ops",
+                loads(&pair, opts.size(3_000, 200), true).await?,
+                "snapshot at 1,000".to_owned(),
+            ),
             "replay" => {
                 let n = opts.size(1_000_000, 20_000);
-                ("events", replay(&pair, n).await?, format!("{n} events, pages of 1,000"))
+                (
+                    "events",
+                    replay(&pair, n).await?,
+                    format!("{n} events, pages of 1,000"),
+                )
             }
             other => unreachable!("unknown scenario {other}"),
         };
         let r = row(scenario, name, unit, raw, recount, note);
-        eprintln!("{scenario} on {name}: recount {:.0}/s, raw {:.0}/s, ratio {:.2}", r.recount_per_sec, r.raw_per_sec, r.ratio);
+        eprintln!(
+            "{scenario} on {name}: recount {:.0}/s, raw {:.0}/s, ratio {:.2}",
+            r.recount_per_sec, r.raw_per_sec, r.ratio
+        );
         rows.push(r);
     }
     Ok(rows)

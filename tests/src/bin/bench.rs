@@ -28,7 +28,9 @@ struct Args {
 
 fn factory(store: &str) -> Option<PairFactory> {
     match store {
-        "memory" => Some(Box::new(|| Box::pin(async { Ok(bench::MemoryRaw::pair()) }))),
+        "memory" => Some(Box::new(|| {
+            Box::pin(async { Ok(bench::MemoryRaw::pair()) })
+        })),
         "sqlite" => bench::sqlite::factory(),
         "postgres" => bench::postgres::factory(),
         _ => None,
@@ -45,7 +47,10 @@ async fn main() -> std::process::ExitCode {
             stores.push("postgres".into());
         }
     }
-    let opts = BenchOptions { quick: args.quick, scenario: args.scenario.clone() };
+    let opts = BenchOptions {
+        quick: args.quick,
+        scenario: args.scenario.clone(),
+    };
     let mut rows: Vec<Row> = Vec::new();
     for store in &stores {
         let Some(factory) = factory(store) else {
