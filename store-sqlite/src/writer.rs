@@ -21,11 +21,12 @@ use tokio::sync::{oneshot, watch};
 pub struct SqliteStats {
     /// Transactions the writer committed.
     pub commits: u64,
-    /// Appends run by the writer in committed transactions, accepted or rejected.
+    /// Appends the writer answered, accepted or rejected (not counting those of a group
+    /// whose commit failed).
     pub appends: u64,
-    /// Operations of every kind run by the writer in committed transactions.
+    /// Operations of every kind the writer answered (the same way).
     pub operations: u64,
-    /// The most operations committed in one transaction.
+    /// The most operations run in one transaction.
     pub largest_group: u64,
 }
 
@@ -47,8 +48,8 @@ impl Counters {
         }
     }
 
-    fn committed(&self, operations: u64, appends: u64) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
+    fn finished(&self, operations: u64, appends: u64, committed: bool) {
+        self.commits.fetch_add(u64::from(committed), Ordering::Relaxed);
         self.appends.fetch_add(appends, Ordering::Relaxed);
         self.operations.fetch_add(operations, Ordering::Relaxed);
         self.largest_group.fetch_max(operations, Ordering::Relaxed);
@@ -186,7 +187,10 @@ impl WriterLoop {
             // A group of one needs no savepoint: a rejected unit rolls back the transaction.
             if !unit.run(&tx) {
                 return match tx.rollback() {
-                    Ok(()) => answer_all(group, Fate::Decided),
+                    Ok(()) => {
+                        self.counters.finished(1, u64::from(unit.is_append()), false);
+                        answer_all(group, Fate::Decided)
+                    }
                     Err(e) => answer_all(group, Fate::Failed(&error::db(e))),
                 };
             }
@@ -202,7 +206,7 @@ impl WriterLoop {
         let appends = group.iter().filter(|u| u.is_append()).count() as u64;
         match tx.commit() {
             Ok(()) => {
-                self.counters.committed(group.len() as u64, appends);
+                self.counters.finished(group.len() as u64, appends, true);
                 if let Some(p) = newest {
                     self.committed.send_if_modified(|last| {
                         let newer = p > *last;
