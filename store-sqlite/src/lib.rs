@@ -64,6 +64,7 @@
 mod connect;
 mod error;
 mod options;
+mod projection;
 mod queries;
 mod reader;
 mod store;
@@ -72,6 +73,7 @@ mod writer;
 
 pub use error::SqliteError;
 pub use options::{SqliteOptions, SqliteSynchronous};
+pub use projection::{SqliteProjection, SqliteReadModel};
 pub use store::SqliteEventStore;
 pub use writer::SqliteStats;
 
