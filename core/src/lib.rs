@@ -6,48 +6,24 @@
 //! deciding again when another writer got there first.
 //!
 //! ```
-//! use recount::{Aggregate, CommandContext, Event, InMemoryStore, Repository};
-//! use recount::aggregate::DecodeError;
-//! use serde_json::value::RawValue;
+//! use recount::{aggregate, CommandContext, InMemoryStore, Repository};
 //!
 //! #[derive(Debug, Default)]
 //! struct Counter { value: u64 }
-//!
-//! #[derive(Debug, Clone, PartialEq)]
-//! enum CounterEvent { Added { by: u64 } }
-//!
-//! impl Event for CounterEvent {
-//!     const EVENT_TYPES: &'static [&'static str] = &["counter.added"];
-//!     fn event_type(&self) -> &'static str { "counter.added" }
-//!     fn schema_version(&self) -> u32 { 1 }
-//!     fn encode(&self) -> Result<Box<RawValue>, serde_json::Error> {
-//!         let CounterEvent::Added { by } = self;
-//!         serde_json::value::to_raw_value(&serde_json::json!({ "by": by }))
-//!     }
-//!     fn decode(event_type: &str, _version: u32, payload: &str) -> Result<Self, DecodeError> {
-//!         #[derive(serde::Deserialize)]
-//!         struct Added { by: u64 }
-//!         match event_type {
-//!             "counter.added" => Ok(CounterEvent::Added { by: serde_json::from_str::<Added>(payload)?.by }),
-//!             other => Err(DecodeError::UnknownType(other.to_owned())),
-//!         }
-//!     }
-//! }
 //!
 //! #[derive(Debug, thiserror::Error)]
 //! #[error("the counter would pass its limit")]
 //! struct TooBig;
 //!
-//! impl Aggregate for Counter {
-//!     const CATEGORY: &'static str = "counter";
-//!     type Event = CounterEvent;
-//!     type Error = TooBig;
-//!     fn apply(&mut self, event: CounterEvent) {
-//!         match event { CounterEvent::Added { by } => self.value += by }
-//!     }
-//! }
-//!
+//! #[aggregate(category = "counter", error = TooBig)]
 //! impl Counter {
+//!     /// The counter went up (stored as `counter.added`, payload `{"by": 4}`).
+//!     #[event]
+//!     fn added(&mut self, by: u64) {
+//!         self.value += by;
+//!     }
+//!
+//!     /// A command: decides which events happen, never mutates.
 //!     fn add(&self, by: u64) -> Result<Vec<CounterEvent>, TooBig> {
 //!         if self.value + by > 10 { return Err(TooBig); }
 //!         Ok(vec![CounterEvent::Added { by }])
@@ -93,6 +69,7 @@ pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
 
 #[cfg(feature = "derive")]
+#[doc = include_str!("docs/aggregate.md")]
 pub use recount_derive::aggregate;
 
 #[doc(hidden)]

@@ -5,7 +5,8 @@
 use crate::attr;
 use crate::ctxt::Ctxt;
 use crate::symbol::*;
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::{Attribute, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, Type};
 
 /// The annotated impl block.
@@ -61,6 +62,8 @@ pub(crate) struct Field<'a> {
     pub(crate) mutable: bool,
     /// The type.
     pub(crate) ty: &'a Type,
+    /// Whether the method body names the parameter (else apply marks it used itself).
+    pub(crate) used: bool,
     /// `#[serde]` and `#[doc]` attributes, carried to the field.
     pub(crate) attrs: Vec<&'a Attribute>,
     /// Any other attribute (an error).
@@ -81,7 +84,15 @@ impl<'a> Container<'a> {
                 other => misplaced.extend(item_attrs(other).iter().filter(|a| is_event(a))),
             }
         }
-        Container { original: item, args, ident: self_ident(&item.self_ty), attrs, events, macros, misplaced }
+        Container {
+            original: item,
+            args,
+            ident: self_ident(&item.self_ty),
+            attrs,
+            events,
+            macros,
+            misplaced,
+        }
     }
 }
 
@@ -103,7 +114,13 @@ impl<'a> EventFn<'a> {
                 other_attrs.push(a);
             }
         }
-        let fields = original.sig.inputs.iter().filter_map(Field::from_ast).collect();
+        let body = original.block.to_token_stream();
+        let fields = original
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|arg| Field::from_ast(arg, &body))
+            .collect();
         Some(EventFn {
             original,
             attrs: attr::Event::from_attr(cx, event_attr),
@@ -128,7 +145,10 @@ impl<'a> EventFn<'a> {
             Some(name) => name.value(),
             None => {
                 let method = self.method().to_string();
-                format!("{category}.{}", method.strip_prefix("r#").unwrap_or(&method))
+                format!(
+                    "{category}.{}",
+                    method.strip_prefix("r#").unwrap_or(&method)
+                )
             }
         }
     }
@@ -140,23 +160,46 @@ impl<'a> EventFn<'a> {
 }
 
 impl<'a> Field<'a> {
-    fn from_ast(arg: &'a FnArg) -> Option<Self> {
-        let FnArg::Typed(original) = arg else { return None };
+    fn from_ast(arg: &'a FnArg, body: &TokenStream) -> Option<Self> {
+        let FnArg::Typed(original) = arg else {
+            return None;
+        };
         let (ident, mutable) = match &*original.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
                 (Some(&p.ident), p.mutability.is_some())
             }
             _ => (None, false),
         };
-        let (attrs, other_attrs) =
-            original.attrs.iter().partition(|a| a.path() == SERDE || a.path() == DOC);
-        Some(Field { original, ident, mutable, ty: &original.ty, attrs, other_attrs })
+        let (attrs, other_attrs) = original
+            .attrs
+            .iter()
+            .partition(|a| a.path() == SERDE || a.path() == DOC);
+        let used = ident.is_some_and(|i| mentions(body.clone(), i));
+        Some(Field {
+            original,
+            ident,
+            mutable,
+            ty: &original.ty,
+            used,
+            attrs,
+            other_attrs,
+        })
     }
 }
 
 /// Whether `attr` is `#[event]` or `#[event(...)]`.
 pub(crate) fn is_event(attr: &Attribute) -> bool {
     attr.path() == EVENT
+}
+
+/// Whether `ident` occurs anywhere in `tokens` (a use, or a shadowing binding: either way the
+/// parameter needs no help against the unused-variable lint).
+fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(i) => i == *ident,
+        TokenTree::Group(g) => mentions(g.stream(), ident),
+        _ => false,
+    })
 }
 
 /// The struct name of `impl Name`, if the self type is just a name.
@@ -191,7 +234,9 @@ fn variant_name(method: &Ident) -> Ident {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+            chars
+                .next()
+                .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
         })
         .collect();
     match camel.chars().next() {
@@ -209,9 +254,19 @@ mod tests {
 
     #[test]
     fn variant_names_are_upper_camel_case() {
-        for (method, variant) in [("created", "Created"), ("chapter_added", "ChapterAdded"), ("v2_x", "V2X")] {
-            assert_eq!(variant_name(&Ident::new(method, Span::call_site())), variant);
+        for (method, variant) in [
+            ("created", "Created"),
+            ("chapter_added", "ChapterAdded"),
+            ("v2_x", "V2X"),
+        ] {
+            assert_eq!(
+                variant_name(&Ident::new(method, Span::call_site())),
+                variant
+            );
         }
-        assert_eq!(variant_name(&Ident::new_raw("type", Span::call_site())), "Type");
+        assert_eq!(
+            variant_name(&Ident::new_raw("type", Span::call_site())),
+            "Type"
+        );
     }
 }

@@ -30,14 +30,22 @@ pub(crate) struct Spanned<T> {
 
 impl<'c, T> Attr<'c, T> {
     fn none(cx: &'c Ctxt, name: Symbol) -> Self {
-        Attr { cx, name, value: None }
+        Attr {
+            cx,
+            name,
+            value: None,
+        }
     }
 
     fn set(&mut self, path: &syn::Path, value: T) {
         if self.value.is_some() {
-            self.cx.error_spanned_by(path, format!("duplicate option `{}`", self.name));
+            self.cx
+                .error_spanned_by(path, format!("duplicate option `{}`", self.name));
         } else {
-            self.value = Some(Spanned { value, name_span: path.span() });
+            self.value = Some(Spanned {
+                value,
+                name_span: path.span(),
+            });
         }
     }
 
@@ -112,8 +120,12 @@ impl Container {
             error: error.get(),
             snapshot_every: snapshot_every.get(),
             snapshot_version: snapshot_version.get(),
-            vis: vis.get().map_or_else(|| syn::parse_quote!(pub), |v| v.value),
-            krate: krate.get().map_or_else(|| syn::parse_quote!(::recount), |v| v.value),
+            vis: vis
+                .get()
+                .map_or_else(|| syn::parse_quote!(pub), |v| v.value),
+            krate: krate
+                .get()
+                .map_or_else(|| syn::parse_quote!(::recount), |v| v.value),
         }
     }
 }
@@ -191,9 +203,11 @@ impl Upcast {
             Ok(())
         })?;
         match (from.get(), with.get()) {
-            (Some(from), Some(with)) => {
-                Ok(Some(Upcast { keyword: meta.path.clone(), from: from.value, with: with.value }))
-            }
+            (Some(from), Some(with)) => Ok(Some(Upcast {
+                keyword: meta.path.clone(),
+                from: from.value,
+                with: with.value,
+            })),
             _ => {
                 let msg = "`upcast` needs both `from = <version>` and `with = <function>`";
                 cx.error_spanned_by(&meta.path, msg);
@@ -210,7 +224,10 @@ where
     T::Err: std::fmt::Display,
 {
     let lit: LitInt = meta.value()?.parse()?;
-    Ok(Num { value: lit.base10_parse()?, lit })
+    Ok(Num {
+        value: lit.base10_parse()?,
+        lit,
+    })
 }
 
 /// `crate = "::path"` or `crate = ::path`.

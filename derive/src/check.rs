@@ -53,9 +53,15 @@ fn check_not_trait_impl(cx: &Ctxt, cont: &Container<'_>) {
 fn check_not_generic_impl(cx: &Ctxt, cont: &Container<'_>) {
     let generics = &cont.original.generics;
     if !generics.params.is_empty() {
-        cx.error_spanned_by(generics, "`#[aggregate]` cannot be used with lifetime parameters or generics");
+        cx.error_spanned_by(
+            generics,
+            "`#[aggregate]` cannot be used with lifetime parameters or generics",
+        );
     } else if let Some(where_clause) = &generics.where_clause {
-        cx.error_spanned_by(where_clause, "`#[aggregate]` cannot be used with a `where` clause");
+        cx.error_spanned_by(
+            where_clause,
+            "`#[aggregate]` cannot be used with a `where` clause",
+        );
     }
 }
 
@@ -91,13 +97,18 @@ fn check_required_options(cx: &Ctxt, cont: &Container<'_>) {
 /// Stream ids are `<category>-<id>`; a category the store would reject at run time is better
 /// rejected here.
 fn check_category(cx: &Ctxt, cont: &Container<'_>) {
-    let Some(category) = &cont.attrs.category else { return };
+    let Some(category) = &cont.attrs.category else {
+        return;
+    };
     let lit = &category.value;
     let value = lit.value();
     if value.is_empty() {
         cx.error_spanned_by(lit, "`category` cannot be empty");
     } else if value.contains('-') {
-        cx.error_spanned_by(lit, "`category` cannot contain `-`: stream ids are `<category>-<id>`");
+        cx.error_spanned_by(
+            lit,
+            "`category` cannot contain `-`: stream ids are `<category>-<id>`",
+        );
     } else if value.chars().any(char::is_control) {
         cx.error_spanned_by(lit, "`category` cannot contain control characters");
     }
@@ -152,7 +163,10 @@ fn check_event_attr_placement(cx: &Ctxt, cont: &Container<'_>) {
     }
     for event in &cont.events {
         for attr in &event.extra_event_attrs {
-            cx.error_spanned_by(attr, format!("duplicate `#[event]` attribute on `{}`", event.method()));
+            cx.error_spanned_by(
+                attr,
+                format!("duplicate `#[event]` attribute on `{}`", event.method()),
+            );
         }
     }
 }
@@ -161,9 +175,13 @@ fn check_event_attr_placement(cx: &Ctxt, cont: &Container<'_>) {
 /// receiver.
 fn check_receiver(cx: &Ctxt, event: &EventFn<'_>) {
     let sig = &event.original.sig;
-    let msg = format!("event method `{}` must take `&mut self`: it changes the state", sig.ident);
+    let msg = format!(
+        "event method `{}` must take `&mut self`: it changes the state",
+        sig.ident
+    );
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none() => {}
         Some(FnArg::Receiver(r)) => cx.error_spanned_by(r, msg),
         _ => cx.syn_error(syn::Error::new(sig.paren_token.span.join(), msg)),
     }
@@ -184,15 +202,25 @@ fn check_method_not_generic(cx: &Ctxt, event: &EventFn<'_>) {
 /// Applying an event is synchronous and pure: replay cannot await.
 fn check_not_async(cx: &Ctxt, event: &EventFn<'_>) {
     if let Some(asyncness) = &event.original.sig.asyncness {
-        cx.error_spanned_by(asyncness, "event methods cannot be `async`: applying an event is synchronous");
+        cx.error_spanned_by(
+            asyncness,
+            "event methods cannot be `async`: applying an event is synchronous",
+        );
     }
 }
 
 /// The body is moved into `apply`, which is neither `const`, `unsafe` nor `extern`.
 fn check_plain_fn(cx: &Ctxt, event: &EventFn<'_>) {
     let sig = &event.original.sig;
-    let qualifier = sig.constness.as_ref().map(|t| (t.to_token_stream(), "const"));
-    let qualifier = qualifier.or_else(|| sig.unsafety.as_ref().map(|t| (t.to_token_stream(), "unsafe")));
+    let qualifier = sig
+        .constness
+        .as_ref()
+        .map(|t| (t.to_token_stream(), "const"));
+    let qualifier = qualifier.or_else(|| {
+        sig.unsafety
+            .as_ref()
+            .map(|t| (t.to_token_stream(), "unsafe"))
+    });
     let qualifier = qualifier.or_else(|| sig.abi.as_ref().map(|t| (t.to_token_stream(), "extern")));
     if let Some((tokens, word)) = qualifier {
         cx.error_spanned_by(tokens, format!("event methods cannot be `{word}`"));
@@ -233,7 +261,10 @@ fn check_supported_attrs(cx: &Ctxt, event: &EventFn<'_>) {
         );
     }
     for attr in event.fields.iter().flat_map(|f| &f.other_attrs) {
-        cx.error_spanned_by(attr, "unsupported attribute on an event parameter: only `serde` and `doc` are kept");
+        cx.error_spanned_by(
+            attr,
+            "unsupported attribute on an event parameter: only `serde` and `doc` are kept",
+        );
     }
 }
 
@@ -261,7 +292,10 @@ fn check_upcasts(cx: &Ctxt, event: &EventFn<'_>) {
                 format!("upcaster from version {from} is not below the event's version {version}"),
             );
         } else if seen.insert(from, ()).is_some() {
-            cx.error_spanned_by(&step.keyword, format!("duplicate upcaster from version {from}"));
+            cx.error_spanned_by(
+                &step.keyword,
+                format!("duplicate upcaster from version {from}"),
+            );
         }
     }
 }
@@ -273,20 +307,28 @@ fn check_event_name(cx: &Ctxt, event: &EventFn<'_>) {
     if name.is_empty() {
         cx.error_spanned_by(lit, "event names cannot be empty");
     } else if name.len() > MAX_EVENT_TYPE_LEN {
-        cx.error_spanned_by(lit, format!("event name is longer than {MAX_EVENT_TYPE_LEN} bytes"));
+        cx.error_spanned_by(
+            lit,
+            format!("event name is longer than {MAX_EVENT_TYPE_LEN} bytes"),
+        );
     }
 }
 
 /// The event type string is the stored identity: two events with one name could not be told
 /// apart when read back.
 fn check_unique_event_names(cx: &Ctxt, cont: &Container<'_>) {
-    let Some(category) = &cont.attrs.category else { return };
+    let Some(category) = &cont.attrs.category else {
+        return;
+    };
     let category = category.value.value();
     let mut seen: HashMap<String, &EventFn<'_>> = HashMap::new();
     for event in &cont.events {
         let name = event.event_type(&category);
         if let Some(first) = seen.get(&name) {
-            let msg = format!("duplicate event name `{name}`, first used by `{}`", first.method());
+            let msg = format!(
+                "duplicate event name `{name}`, first used by `{}`",
+                first.method()
+            );
             match &event.attrs.name {
                 Some(lit) => cx.error_spanned_by(lit, msg),
                 None => cx.error_spanned_by(event.method(), msg),
@@ -305,7 +347,11 @@ fn check_unique_variants(cx: &Ctxt, cont: &Container<'_>) {
         if let Some(first) = seen.get(&variant) {
             cx.error_spanned_by(
                 event.method(),
-                format!("event method `{}` maps to variant `{variant}`, already used by `{}`", event.method(), first.method()),
+                format!(
+                    "event method `{}` maps to variant `{variant}`, already used by `{}`",
+                    event.method(),
+                    first.method()
+                ),
             );
         } else {
             seen.insert(variant, event);

@@ -16,7 +16,9 @@ pub(crate) struct Ctxt {
 impl Ctxt {
     /// An empty context.
     pub(crate) fn new() -> Self {
-        Ctxt { errors: RefCell::new(Some(Vec::new())) }
+        Ctxt {
+            errors: RefCell::new(Some(Vec::new())),
+        }
     }
 
     /// Records an error spanned on the tokens of `obj`.
@@ -26,14 +28,24 @@ impl Ctxt {
 
     /// Records an error syn already built (and spanned).
     pub(crate) fn syn_error(&self, err: syn::Error) {
-        self.errors.borrow_mut().as_mut().expect("error reported after `Ctxt::check`").push(err);
+        self.errors
+            .borrow_mut()
+            .as_mut()
+            .expect("error reported after `Ctxt::check`")
+            .push(err);
     }
 
     /// Consumes the context: all recorded errors combined into one, or `Ok`.
     pub(crate) fn check(self) -> syn::Result<()> {
-        let errors = self.errors.borrow_mut().take().expect("`Ctxt::check` called twice");
+        let errors = self
+            .errors
+            .borrow_mut()
+            .take()
+            .expect("`Ctxt::check` called twice");
         let mut errors = errors.into_iter();
-        let Some(mut combined) = errors.next() else { return Ok(()) };
+        let Some(mut combined) = errors.next() else {
+            return Ok(());
+        };
         for rest in errors {
             combined.combine(rest);
         }

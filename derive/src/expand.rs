@@ -5,7 +5,7 @@
 
 use crate::ast::{self, Container, EventFn, Field};
 use crate::{check, ctxt::Ctxt, fingerprint::fingerprint};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Ident, ImplItem, ItemImpl};
 
@@ -16,7 +16,8 @@ pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     let item: ItemImpl = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Impl(item)) => item,
         Ok(other) => {
-            let msg = "`#[aggregate]` goes on the struct's inherent impl block: `impl Story { ... }`";
+            let msg =
+                "`#[aggregate]` goes on the struct's inherent impl block: `impl Story { ... }`";
             let error = syn::Error::new_spanned(item_head(&other), msg).to_compile_error();
             return quote!(#error #item);
         }
@@ -71,9 +72,23 @@ impl<'a> Names<'a> {
     fn new(cont: &'a Container<'a>) -> Self {
         let ident = cont.ident.expect("checked: plain self type");
         let krate = &cont.attrs.krate;
-        let category = cont.attrs.category.as_ref().expect("checked: category").value.value();
-        let serde_crate = quote!(#krate::__private::serde).to_string().replace(' ', "");
-        Names { krate, ident, event: format_ident!("{}Event", ident), category, serde_crate }
+        let category = cont
+            .attrs
+            .category
+            .as_ref()
+            .expect("checked: category")
+            .value
+            .value();
+        let serde_crate = quote!(#krate::__private::serde)
+            .to_string()
+            .replace(' ', "");
+        Names {
+            krate,
+            ident,
+            event: format_ident!("{}Event", ident),
+            category,
+            serde_crate,
+        }
     }
 }
 
@@ -101,7 +116,8 @@ fn expand(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
 /// The impl block as written, minus the event methods: they live on as `apply`'s arms only.
 fn without_event_methods(item: &ItemImpl) -> ItemImpl {
     let mut item = item.clone();
-    item.items.retain(|i| !matches!(i, ImplItem::Fn(f) if f.attrs.iter().any(ast::is_event)));
+    item.items
+        .retain(|i| !matches!(i, ImplItem::Fn(f) if f.attrs.iter().any(ast::is_event)));
     item
 }
 
@@ -121,7 +137,13 @@ fn without_event_attrs(item: &ItemImpl) -> ItemImpl {
 }
 
 fn event_enum(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
-    let Names { krate, ident, event, serde_crate, .. } = names;
+    let Names {
+        krate,
+        ident,
+        event,
+        serde_crate,
+        ..
+    } = names;
     let vis = &cont.attrs.vis;
     let doc = format!(" The events of [`{ident}`], one variant per `#[event]` method.");
     let variants = cont.events.iter().map(|e| {
@@ -155,7 +177,9 @@ fn event_enum(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
 /// Per event: the payload as stored, borrowed for `encode` and owned for `decode`. Their
 /// field names are the stored keys; the variant name is never written.
 fn payload_structs(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
-    let Names { krate, serde_crate, .. } = names;
+    let Names {
+        krate, serde_crate, ..
+    } = names;
     let (cfgs, owned, borrowed) = (&e.cfgs, owned_struct(e), borrowed_struct(e));
     let attrs: Vec<_> = e.fields.iter().map(|f| &f.attrs).collect();
     let idents: Vec<_> = e.fields.iter().map(field_ident).collect();
@@ -205,11 +229,16 @@ fn upcaster_shims(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
 }
 
 fn event_impl(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
-    let Names { krate, event, category, .. } = names;
+    let Names {
+        krate,
+        event,
+        category,
+        ..
+    } = names;
     let events = &cont.events;
     let cfgs: Vec<_> = events.iter().map(|e| &e.cfgs).collect();
     let types: Vec<_> = events.iter().map(|e| e.event_type(category)).collect();
-    let versions = events.iter().map(EventFn::version);
+    let versions = events.iter().map(|e| Literal::u32_unsuffixed(e.version()));
     let variants: Vec<_> = events.iter().map(|e| &e.variant).collect();
     let encode_arms = events.iter().map(|e| encode_arm(names, e));
     let decode_arms = events.iter().map(|e| decode_arm(names, e));
@@ -273,10 +302,13 @@ fn decode_arm(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
     let krate = names.krate;
     let (cfgs, variant, owned) = (&e.cfgs, &e.variant, owned_struct(e));
     let event_type = e.event_type(&names.category);
-    let version = e.version();
+    let version = Literal::u32_unsuffixed(e.version());
     let idents: Vec<_> = e.fields.iter().map(field_ident).collect();
     let chain = e.attrs.upcasts.iter().map(|step| {
-        let (from, shim) = (step.from.value, upcaster_shim(e, step.from.value));
+        let (from, shim) = (
+            Literal::u32_unsuffixed(step.from.value),
+            upcaster_shim(e, step.from.value),
+        );
         quote!((#from, #shim as #krate::aggregate::UpcastFn))
     });
     quote! {
@@ -294,7 +326,13 @@ fn decode_arm(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
 }
 
 fn aggregate_impl(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
-    let Names { krate, ident, event, category, .. } = names;
+    let Names {
+        krate,
+        ident,
+        event,
+        category,
+        ..
+    } = names;
     let error = &cont.attrs.error.as_ref().expect("checked: error").value;
     let arms = cont.events.iter().map(|e| apply_arm(names, e));
     let snapshots = snapshot_fns(names, cont);
@@ -316,22 +354,22 @@ fn aggregate_impl(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
     }
 }
 
-/// The event method's body, with its parameters bound by value from the variant. Each is
-/// touched once first, so a field the body does not read is not an unused variable: events
-/// often carry data the state does not keep.
+/// The event method's body, with its parameters bound by value from the variant. A field the
+/// body never names is touched once first, so it is not an unused variable: events often
+/// carry data the state does not keep.
 fn apply_arm(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
     let (cfgs, lints, variant, event) = (&e.cfgs, &e.lints, &e.variant, &names.event);
     let bindings = e.fields.iter().map(|f| {
         let (name, mutable) = (field_ident(f), f.mutable.then(|| quote!(mut)));
         quote!(#mutable #name)
     });
-    let idents = e.fields.iter().map(field_ident);
+    let unused = e.fields.iter().filter(|f| !f.used).map(field_ident);
     let body = &e.original.block;
     quote! {
         #(#cfgs)*
         #(#lints)*
         #event::#variant { #(#bindings),* } => {
-            #( let _ = &#idents; )*
+            #( let _ = &#unused; )*
             #body
         }
     }
@@ -340,9 +378,11 @@ fn apply_arm(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
 /// Snapshot policy, tag and codec, when `snapshot_every` is set. The codec calls are spanned
 /// on `snapshot_every`, so a struct that is not `Serialize + Deserialize` is reported there.
 fn snapshot_fns(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
-    let Some(every) = &cont.attrs.snapshot_every else { return TokenStream::new() };
+    let Some(every) = &cont.attrs.snapshot_every else {
+        return TokenStream::new();
+    };
     let krate = names.krate;
-    let (n, span) = (every.value.value, every.name_span);
+    let (n, span) = (Literal::u64_unsuffixed(every.value.value), every.name_span);
     let tag = snapshot_tag(cont);
     let private = quote_spanned!(span=> __recount_private);
     let encode = quote_spanned!(span=> #private::encode_snapshot::<Self>(self));
@@ -376,7 +416,11 @@ fn snapshot_fns(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
 
 /// `v<snapshot_version>-<hash of every event method's signature and body>`.
 fn snapshot_tag(cont: &Container<'_>) -> String {
-    let version = cont.attrs.snapshot_version.as_ref().map_or(1, |v| v.value.value);
+    let version = cont
+        .attrs
+        .snapshot_version
+        .as_ref()
+        .map_or(1, |v| v.value.value);
     let code = cont.events.iter().map(|e| {
         let (sig, block) = (&e.original.sig, &e.original.block);
         quote!(#sig #block)
@@ -401,5 +445,7 @@ fn upcaster_shim(e: &EventFn<'_>, from: u32) -> Ident {
 }
 
 fn span_of(path: &syn::Path) -> Span {
-    path.segments.last().map_or_else(Span::call_site, |s| s.ident.span())
+    path.segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span())
 }

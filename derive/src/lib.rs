@@ -11,6 +11,8 @@ mod ctxt;
 mod expand;
 mod fingerprint;
 mod symbol;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 
