@@ -1,1 +1,96 @@
-//! PostgreSQL event store for Recount.
+//! # PostgreSQL event store for Recount
+//!
+//! [`PgEventStore`] implements [`recount::EventStore`] on PostgreSQL (13 or newer) through
+//! sqlx: the store for deployments where many application instances write and many projection
+//! workers read. It passes the whole conformance suite of `recount::testing`.
+//!
+//! ```no_run
+//! # async fn example() -> recount::Result<()> {
+//! use recount::{EventStore, ExpectedVersion, NewEvent, StreamId};
+//! use recount_postgres::PgEventStore;
+//!
+//! let store = PgEventStore::connect("postgres://postgres@127.0.0.1:5432/app").await?;
+//! store.migrate().await?; // once at start-up; safe when several processes start together
+//! let stream = StreamId::new("story", "42")?;
+//! let event = NewEvent::new("story.created", &serde_json::json!({ "title": "Dune" }))?;
+//! store.append(&stream, ExpectedVersion::NoStream, vec![event]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Schema
+//!
+//! Everything lives in one schema, `recount` unless [`PgOptions::schema`] says otherwise,
+//! created by [`PgEventStore::migrate`] from the embedded `migrations/` (recorded in that
+//! schema's `_sqlx_migrations` table):
+//! - `streams (stream_id, category, version, deleted)`: one row per stream; a deleted stream
+//!   keeps its row as a tombstone, so its id is never reused.
+//! - `events (global_position, transaction_id, stream_id, stream_version, category,
+//!   event_id, event_type, schema_version, payload, metadata, correlation_id, causation_id,
+//!   recorded_at)`: `payload` and `metadata` are `json`, stored and returned as the text
+//!   written (never re-encoded, unlike `jsonb`); correlation and causation ids have their own
+//!   indexed columns. Unique `(stream_id, stream_version)` and `event_id`; primary key
+//!   `(transaction_id, global_position)`, the log order; indexes by category and by event
+//!   type for filtered reads.
+//! - `snapshots (stream_id, version, tag, state)` and `checkpoints (name, major, minor)`.
+//! - Functions `append_events`, `classify_retry` and `delete_stream`.
+//!
+//! ## Appends
+//!
+//! An append of any size is one round trip: one call of `append_events` with the batch as
+//! arrays. It takes a per-stream advisory lock (writers of different streams never wait for
+//! each other), checks the expected version by inserting or conditionally updating the
+//! stream's row before any global position is drawn, then inserts all events with one
+//! `INSERT ... SELECT FROM unnest(...)`. A conflict comes back as the function's result, an
+//! already stored event id as the SQLSTATE `unique_violation`, which triggers the exact-retry
+//! check of store contract item 4; never from an error's text.
+//!
+//! ## The global log, and what delays its readers
+//!
+//! Global positions come from an identity sequence, drawn when a transaction inserts, but
+//! transactions commit in any order: position 8 may become visible before position 7. A reader
+//! that followed positions alone would pass 7 and never see it. So every event also records
+//! its transaction id (`xid8`, assigned by `pg_current_xact_id()`), and
+//! [`read_all`](recount::EventStore::read_all) returns only events whose transaction id is
+//! below `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still running
+//! when the read started, ordered by `(transaction_id, global_position)`. The cursor is that
+//! pair. Every transaction below the horizon has finished, so no event can ever appear at or
+//! before a cursor a reader has passed: **nothing is skipped, ever**.
+//!
+//! The price is latency: a read stops at the oldest transaction that is still open and has
+//! written something (has a transaction id), **anywhere in the PostgreSQL cluster**, in any
+//! database and any schema, Recount's or not. A long-running write transaction, a session
+//! left `idle in transaction` after a write, or a forgotten prepared transaction holds every
+//! follower back (they see no newer events) until it ends; nothing is lost meanwhile. Keep
+//! write transactions short on a cluster that serves Recount, and watch for old transactions
+//! in `pg_stat_activity` (`backend_xid`) and `pg_prepared_xacts`. Read-only transactions do
+//! not hold the horizon back.
+//!
+//! Filtered reads keep the same rule and return, as `last_seen`, how far they looked: the
+//! last event below the horizon when the batch was not full, never beyond it.
+//!
+//! ## Wake-ups
+//!
+//! After appends commit, the store sends `NOTIFY` on
+//! [`PgEventStore::notification_channel`], coalesced to one per few milliseconds per store
+//! handle and never inside the append's transaction.
+//! [`wait_for_append`](recount::EventStore::wait_for_append) waits on one shared `LISTEN`
+//! connection per store, so a projection runner sleeps until something happened instead of
+//! polling in a tight loop. Notifications are hints: always read again, and poll on a timeout.
+//!
+//! ## Projections
+//!
+//! [`PgEventStore::commit_with_checkpoint`] runs a projection's own writes and the
+//! checkpoint's compare-and-set in one transaction: both commit or neither does.
+
+mod append;
+mod checkpoint;
+mod error;
+mod notify;
+mod options;
+mod pgtypes;
+mod queries;
+mod read;
+mod store;
+
+pub use options::PgOptions;
+pub use store::PgEventStore;

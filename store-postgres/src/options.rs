@@ -1,0 +1,63 @@
+//! Store options.
+
+use recount::{Error, Limits};
+
+/// How a [`PgEventStore`](crate::PgEventStore) is set up.
+///
+/// ```
+/// use recount_postgres::PgOptions;
+/// let options = PgOptions::default().with_schema("events_v2");
+/// assert_eq!(options.schema, "events_v2");
+/// assert!(options.validate().is_ok());
+/// assert!(PgOptions::default().with_schema("Robert'); DROP TABLE").validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The schema holding every table, function and the migrations table (default
+    /// `recount`): 1 to 63 characters of `a-z`, `0-9` and `_`, not starting with a digit and
+    /// not starting with `pg_`.
+    pub schema: String,
+    /// Input limits checked before every append (default: [`Limits::default`], 1 MiB payloads
+    /// and 16 KiB metadata).
+    pub limits: Limits,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { schema: "recount".to_owned(), limits: Limits::default() }
+    }
+}
+
+impl PgOptions {
+    /// Sets the schema.
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the input limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the schema name. It is written into SQL text (a schema cannot be a query
+    /// parameter), so only plain lower-case identifiers are accepted.
+    pub fn validate(&self) -> Result<(), Error> {
+        let s = self.schema.as_str();
+        let bad = |why: &str| Err(Error::invalid("schema", format!("`{s}`: {why}")));
+        if s.is_empty() || s.len() > 63 {
+            return bad("must be 1 to 63 characters");
+        }
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return bad("only a-z, 0-9 and _ are allowed");
+        }
+        if s.as_bytes()[0].is_ascii_digit() {
+            return bad("must not start with a digit");
+        }
+        if s.starts_with("pg_") {
+            return bad("names starting with pg_ are reserved by PostgreSQL");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Every SQL statement the store sends (STYLE.md, item 12). Tables and functions are created
+//! by `migrations/`; here `{schema}` stands for the configured, validated, quoted schema.
+
+/// The columns of an event row, in the order `read::decode_event` reads them.
+const EVENT_COLUMNS: &str = "e.transaction_id, e.global_position, e.stream_id, e.stream_version, \
+     e.event_id, e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
+
+/// One append, one round trip: the function checks the version, then inserts all events.
+const APPEND: &str = "SELECT outcome, stream_version, transaction_id, global_position, event_id \
+     FROM {schema}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// After a unique violation: is the append an exact retry?
+const CLASSIFY_RETRY: &str = "SELECT outcome, stream_version, transaction_id, global_position, \
+     event_id FROM {schema}.classify_retry($1, $2) WHERE outcome IS NOT NULL";
+
+const DELETE_STREAM: &str =
+    "SELECT outcome, stream_version FROM {schema}.delete_stream($1, $2, $3)";
+
+/// The stream's tombstone flag and the requested events, in one statement (so a snapshot
+/// load is one round trip for the snapshot and one for the tail).
+const READ_STREAM: &str = "SELECT s.deleted, {columns} FROM {schema}.streams s \
+     LEFT JOIN LATERAL (SELECT * FROM {schema}.events e \
+         WHERE e.stream_id = s.stream_id AND e.stream_version >= $2 \
+         ORDER BY e.stream_version LIMIT $3) e ON true \
+     WHERE s.stream_id = $1 ORDER BY e.stream_version";
+
+const STREAM_VERSION: &str =
+    "SELECT version, deleted FROM {schema}.streams WHERE stream_id = $1";
+
+/// The global log after a cursor, only below the snapshot's xmin: every transaction with a
+/// smaller id has finished, so no row can appear there later (store contract, item 5).
+const READ_ALL: &str = "SELECT {columns} FROM {schema}.events e \
+     WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+       AND (e.transaction_id, e.global_position) > ($1, $2) \
+     ORDER BY e.transaction_id, e.global_position LIMIT $3";
+
+/// A filtered read: the matching events after the cursor below the horizon, and, from the
+/// same snapshot, the last event below the horizon (how far the read has looked).
+const READ_ALL_FILTERED: &str = "WITH horizon AS MATERIALIZED ( \
+         SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), \
+     matched AS ( \
+         SELECT e.* FROM {schema}.events e, horizon h \
+         WHERE e.transaction_id < h.xmin \
+           AND (e.transaction_id, e.global_position) > ($1, $2) \
+           AND (e.category = ANY($4) OR e.event_type = ANY($5)) \
+         ORDER BY e.transaction_id, e.global_position LIMIT $3), \
+     last_visible AS ( \
+         SELECT e.transaction_id, e.global_position FROM {schema}.events e, horizon h \
+         WHERE e.transaction_id < h.xmin \
+         ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1) \
+     SELECT l.transaction_id AS horizon_tx, l.global_position AS horizon_pos, {columns} \
+     FROM (SELECT 1) one \
+     LEFT JOIN last_visible l ON true \
+     LEFT JOIN matched e ON true \
+     ORDER BY e.transaction_id, e.global_position";
+
+/// The newest transaction with committed events that a read cannot return yet, because an
+/// older transaction is still running somewhere in the cluster (NULL when there is none).
+const HELD_BACK: &str = "SELECT e.transaction_id FROM {schema}.events e \
+     WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) \
+     ORDER BY e.transaction_id DESC LIMIT 1";
+
+/// Whether the horizon has passed a transaction.
+pub(crate) const HORIZON_PASSED: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1";
+
+/// Whether anything is readable after a cursor (checked before waiting for a wake-up).
+const HAS_EVENTS_AFTER: &str = "SELECT EXISTS (SELECT 1 FROM {schema}.events e \
+     WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+       AND (e.transaction_id, e.global_position) > ($1, $2))";
+
+/// Same or newer version replaces (store contract, item 9).
+const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots AS s (stream_id, version, tag, state) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (stream_id) DO UPDATE \
+         SET version = excluded.version, tag = excluded.tag, state = excluded.state \
+         WHERE s.version <= excluded.version";
+
+const LOAD_SNAPSHOT: &str =
+    "SELECT version, tag, state FROM {schema}.snapshots WHERE stream_id = $1";
+
+const LOAD_CHECKPOINT: &str = "SELECT major, minor FROM {schema}.checkpoints WHERE name = $1";
+
+/// Compare-and-set from "not stored".
+const INSERT_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints (name, major, minor) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
+
+/// Compare-and-set from a stored cursor.
+const UPDATE_CHECKPOINT: &str = "UPDATE {schema}.checkpoints \
+     SET major = $4, minor = $5, updated_at = now() \
+     WHERE name = $1 AND major = $2 AND minor = $3";
+
+/// The wake-up sent after appends commit (coalesced; see `notify.rs`).
+pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, '')";
+
+/// Every statement, with the schema filled in once when the store is built.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) append: String,
+    pub(crate) classify_retry: String,
+    pub(crate) delete_stream: String,
+    pub(crate) read_stream: String,
+    pub(crate) stream_version: String,
+    pub(crate) read_all: String,
+    pub(crate) read_all_filtered: String,
+    pub(crate) has_events_after: String,
+    pub(crate) held_back: String,
+    pub(crate) save_snapshot: String,
+    pub(crate) load_snapshot: String,
+    pub(crate) load_checkpoint: String,
+    pub(crate) insert_checkpoint: String,
+    pub(crate) update_checkpoint: String,
+}
+
+impl Queries {
+    /// The statements for `schema`, which must already be validated.
+    pub(crate) fn new(schema: &str) -> Self {
+        let quoted = format!("\"{schema}\"");
+        let q = |template: &str| {
+            template.replace("{columns}", EVENT_COLUMNS).replace("{schema}", &quoted)
+        };
+        Queries {
+            append: q(APPEND),
+            classify_retry: q(CLASSIFY_RETRY),
+            delete_stream: q(DELETE_STREAM),
+            read_stream: q(READ_STREAM),
+            stream_version: q(STREAM_VERSION),
+            read_all: q(READ_ALL),
+            read_all_filtered: q(READ_ALL_FILTERED),
+            has_events_after: q(HAS_EVENTS_AFTER),
+            held_back: q(HELD_BACK),
+            save_snapshot: q(SAVE_SNAPSHOT),
+            load_snapshot: q(LOAD_SNAPSHOT),
+            load_checkpoint: q(LOAD_CHECKPOINT),
+            insert_checkpoint: q(INSERT_CHECKPOINT),
+            update_checkpoint: q(UPDATE_CHECKPOINT),
+        }
+    }
+}
