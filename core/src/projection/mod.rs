@@ -85,3 +85,36 @@ pub fn partition_of(stream: &str, count: u32) -> u32 {
     }
     (hash % u64::from(count.max(1))) as u32
 }
+
+macro_rules! forward_projection {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<P: Projection + ?Sized> Projection for $ty {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn version(&self) -> u32 {
+                (**self).version()
+            }
+            fn filter(&self) -> LogFilter {
+                (**self).filter()
+            }
+            async fn position(&self, name: &str) -> Result<Option<Cursor>> {
+                (**self).position(name).await
+            }
+            async fn commit(
+                &self,
+                events: Vec<RecordedEvent>,
+                checkpoint: CheckpointMove,
+            ) -> Result<()> {
+                (**self).commit(events, checkpoint).await
+            }
+            async fn drop_storage(&self) -> Result<()> {
+                (**self).drop_storage().await
+            }
+        }
+    };
+}
+
+forward_projection!(Box<P>);
+forward_projection!(std::sync::Arc<P>);

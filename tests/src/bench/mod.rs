@@ -75,6 +75,12 @@ pub trait RawStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// A SQL read model for the `rebuild` scenario, written in the store's own transactions
+    /// (`None`: the store has no SQL read models).
+    fn sql_projection(&self, _version: u32) -> Option<Box<dyn recount::projection::Projection>> {
+        None
+    }
+
     /// Like [`RawStore::seed`], for a snapshot saved through Recount.
     async fn seed_snapshot(&self, _stream: &str, _version: u64, _state: &str) -> Result<()> {
         Ok(())

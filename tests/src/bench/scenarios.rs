@@ -19,6 +19,7 @@ pub const SCENARIOS: &[&str] = &[
     "load",
     "load-snapshot",
     "replay",
+    "rebuild",
 ];
 
 /// A rate and the median latency of one operation.
@@ -247,8 +248,8 @@ async fn raw_load(raw: &dyn RawStore, stream: &str, with_snapshot: bool) -> Resu
     Ok(state)
 }
 
-async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
-    const PAGE: usize = 1000;
+/// Seeds `events` events over up to 1,000 streams, 4 seeders at once; returns the count.
+async fn seed_log(pair: &StorePair, events: u64) -> Result<u64> {
     let streams = 1000.min(events / 100).max(1);
     let per_stream = events / streams;
     let seeders = (0..4u64).map(|w| async move {
@@ -258,25 +259,31 @@ async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
         Ok::<_, recount::Error>(())
     });
     futures::future::try_join_all(seeders).await?;
-    let total = per_stream * streams;
-    let raw = |_| async {
-        let mut latencies = Vec::new();
-        let start = Instant::now();
-        let (mut after, mut n) = ((0, 0), 0u64);
-        loop {
-            let t = Instant::now();
-            let rows = pair.raw.read_log(after, PAGE).await?;
-            latencies.push(t.elapsed());
-            let Some(last) = rows.last() else { break };
-            after = last.position;
-            n += rows.len() as u64;
-        }
-        assert_eq!(n, total, "the raw replay read every event");
-        Ok(Measured {
-            per_sec: n as f64 / start.elapsed().as_secs_f64(),
-            median_us: median_us(&mut latencies),
-        })
-    };
+    Ok(per_stream * streams)
+}
+
+/// The raw read rate of the whole log in pages of 1,000, as the baseline of replay and rebuild.
+async fn raw_read_rate(pair: &StorePair, total: u64) -> Result<Measured> {
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    let (mut after, mut n) = ((0, 0), 0u64);
+    loop {
+        let t = Instant::now();
+        let rows = pair.raw.read_log(after, PAGE).await?;
+        latencies.push(t.elapsed());
+        let Some(last) = rows.last() else { break };
+        after = last.position;
+        n += rows.len() as u64;
+    }
+    assert_eq!(n, total, "the raw read saw every event");
+    Ok(Measured { per_sec: n as f64 / start.elapsed().as_secs_f64(), median_us: median_us(&mut latencies) })
+}
+
+const PAGE: usize = 1000;
+
+async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
+    let total = seed_log(pair, events).await?;
+    let raw = |_| raw_read_rate(pair, total);
     let recount = |_| async {
         let mut latencies = Vec::new();
         let start = Instant::now();
@@ -305,6 +312,52 @@ async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
     best_of_two(raw, recount).await
 }
 
+/// Event counts per type: the in-memory read model rebuilt by the `rebuild` scenario.
+#[derive(Debug, Clone, Default)]
+struct TypeCounts(std::collections::HashMap<String, u64>);
+
+impl recount::projection::ReadModel for TypeCounts {
+    fn apply(&mut self, event: &recount::RecordedEvent) -> Result<()> {
+        match self.0.get_mut(&event.event_type) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(event.event_type.clone(), 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds a projection over the whole log (in-memory read model, and the store's SQL read
+/// model when it has one) beside the raw read rate of the same rows.
+async fn rebuilds(pair: &StorePair, events: u64) -> Result<Vec<(&'static str, Measured, Measured)>> {
+    let total = seed_log(pair, events).await?;
+    let raw = raw_read_rate(pair, total).await?;
+    let timed = |done: u64, start: Instant, batches: &mut Vec<Duration>| {
+        assert_eq!(done, total, "the rebuild handled every event");
+        Measured { per_sec: done as f64 / start.elapsed().as_secs_f64(), median_us: median_us(batches) }
+    };
+    let mut rows = Vec::new();
+    let model = recount::projection::InMemoryProjection::<TypeCounts>::new("bench-types");
+    let (start, mut batches, mut last) = (Instant::now(), Vec::new(), Instant::now());
+    let done = recount::projection::rebuild(&pair.store, model, None::<&recount::projection::InMemoryProjection<TypeCounts>>, PAGE, |_| {
+        batches.push(last.elapsed());
+        last = Instant::now();
+    })
+    .await?;
+    rows.push(("in-memory read model", raw, timed(done, start, &mut batches)));
+    if let Some(sql) = pair.raw.sql_projection(1) {
+        let (start, mut batches, mut last) = (Instant::now(), Vec::new(), Instant::now());
+        let done = recount::projection::rebuild(&pair.store, sql, None::<&Box<dyn recount::projection::Projection>>, PAGE, |_| {
+            batches.push(last.elapsed());
+            last = Instant::now();
+        })
+        .await?;
+        rows.push(("SQL read model", raw, timed(done, start, &mut batches)));
+    }
+    Ok(rows)
+}
+
 /// Runs every selected scenario on fresh storage from `factory`.
 pub async fn run_scenarios(factory: &PairFactory, opts: &BenchOptions) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -314,6 +367,15 @@ pub async fn run_scenarios(factory: &PairFactory, opts: &BenchOptions) -> Result
         }
         let pair = factory().await?;
         let name = pair.name;
+        if scenario == "rebuild" {
+            let n = opts.size(1_000_000, 20_000);
+            for (what, raw, recount) in rebuilds(&pair, n).await? {
+                let r = row(scenario, name, "events", raw, recount, format!("{what}, {n} events; raw = raw read rate"));
+                eprintln!("rebuild ({what}) on {name}: recount {:.0}/s, raw read {:.0}/s, ratio {:.2}", r.recount_per_sec, r.raw_per_sec, r.ratio);
+                rows.push(r);
+            }
+            continue;
+        }
         let (unit, (raw, recount), note) = match scenario {
             "append-single" => (
                 "ops",
