@@ -194,7 +194,7 @@ pub(crate) fn is_event(attr: &Attribute) -> bool {
 
 /// Whether `ident` occurs anywhere in `tokens` (a use, or a shadowing binding: either way the
 /// parameter needs no help against the unused-variable lint).
-fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
+pub(crate) fn mentions(tokens: TokenStream, ident: &Ident) -> bool {
     tokens.into_iter().any(|tree| match tree {
         TokenTree::Ident(i) => i == *ident,
         TokenTree::Group(g) => mentions(g.stream(), ident),

@@ -1,8 +1,9 @@
 //! The rules an `#[aggregate]` impl block must follow, one function per rule. Every error is
 //! spanned on the tokens that break the rule; all are recorded, none stops the others.
 
-use crate::ast::{Container, EventFn};
+use crate::ast::{self, Container, EventFn};
 use crate::ctxt::Ctxt;
+use proc_macro2::Span;
 use quote::{quote, ToTokens};
 use std::collections::HashMap;
 use syn::{FnArg, ReturnType};
@@ -28,6 +29,7 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container<'_>) {
         check_plain_fn(cx, event);
         check_no_return_type(cx, event);
         check_plain_params(cx, event);
+        check_no_self_in_params(cx, event);
         check_supported_attrs(cx, event);
         check_version(cx, event);
         check_upcasts(cx, event);
@@ -247,6 +249,21 @@ fn check_plain_params(cx: &Ctxt, event: &EventFn<'_>) {
             cx.error_spanned_by(
                 &field.original.pat,
                 "event parameters must be plain names: each becomes a field of the event",
+            );
+        }
+    }
+}
+
+/// The parameter types move into the event enum, where `Self` would mean the enum.
+fn check_no_self_in_params(cx: &Ctxt, event: &EventFn<'_>) {
+    for field in &event.fields {
+        if ast::mentions(
+            field.ty.to_token_stream(),
+            &syn::Ident::new("Self", Span::call_site()),
+        ) {
+            cx.error_spanned_by(
+                field.ty,
+                "event parameter types cannot use `Self`: the type moves into the event enum; name the struct instead",
             );
         }
     }

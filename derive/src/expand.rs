@@ -34,9 +34,38 @@ pub(crate) fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(err) => {
             let errors = err.to_compile_error();
             let original = without_event_attrs(&item);
-            quote!(#errors #original)
+            let stub = fallback_enum(&cont);
+            quote!(#errors #original #stub)
         }
     }
+}
+
+/// After an error, the event enum as far as it can be read (no serde, no trait impls), so
+/// commands naming `StoryEvent::...` do not add errors of their own to the real ones.
+fn fallback_enum(cont: &Container<'_>) -> Option<TokenStream> {
+    let event = format_ident!("{}Event", cont.ident?);
+    let vis = &cont.attrs.vis;
+    let mut seen = std::collections::HashSet::new();
+    let variants = cont
+        .events
+        .iter()
+        .filter(|e| seen.insert(e.variant.to_string()))
+        .map(|e| {
+            let (cfgs, variant) = (&e.cfgs, &e.variant);
+            let fields = e.fields.iter().filter_map(|f| {
+                let (name, ty) = (f.ident?, f.ty);
+                Some(quote!(#name: #ty))
+            });
+            let body = (!e.fields.is_empty()).then(|| quote!({ #(#fields,)* }));
+            quote!(#(#cfgs)* #variant #body)
+        });
+    Some(quote! {
+        #[allow(missing_docs, dead_code)]
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
+        #vis enum #event {
+            #(#variants,)*
+        }
+    })
 }
 
 /// The tokens to point at when the item is not an impl block: its head, not its whole body.
