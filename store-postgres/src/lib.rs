@@ -88,9 +88,11 @@ mod error;
 mod notify;
 mod options;
 mod pgtypes;
+mod projection;
 mod queries;
 mod read;
 mod store;
 
 pub use options::PgOptions;
+pub use projection::{PgProjection, PgReadModel};
 pub use store::PgEventStore;

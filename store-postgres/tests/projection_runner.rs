@@ -1,0 +1,150 @@
+//! SQL read models on PostgreSQL: rows and checkpoint commit together; rebuild beside the
+//! live version; one active runner.
+
+mod common;
+
+use async_trait::async_trait;
+use recount::projection::{active_version, rebuild, ProjectionRunner, RunnerOptions};
+use recount::{Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId};
+use recount_postgres::{PgEventStore, PgProjection, PgReadModel};
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+
+/// Per-stream totals in table `totals_v{version}`; refuses payloads with `"poison": true`.
+struct Totals {
+    version: u32,
+    heal: bool,
+}
+
+#[async_trait]
+impl PgReadModel for Totals {
+    async fn setup(&self, conn: &mut PgConnection) -> recount::Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS totals_v{} (stream text PRIMARY KEY, total bigint NOT NULL, events bigint NOT NULL)",
+            self.version
+        );
+        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> recount::Result<()> {
+        let v: serde_json::Value = e.payload_as()?;
+        if v["poison"] == serde_json::json!(true) && !self.heal {
+            return Err(Error::invalid("event", "the read model refuses poison"));
+        }
+        let n = v["n"].as_i64().unwrap_or(0) * i64::from(self.version);
+        let sql = format!(
+            "INSERT INTO totals_v{} (stream, total, events) VALUES ($1, $2, 1)
+             ON CONFLICT (stream) DO UPDATE SET total = totals_v{0}.total + $2, events = totals_v{0}.events + 1",
+            self.version
+        );
+        sqlx::query(&sql).bind(e.stream.as_str()).bind(n).execute(conn).await.map(drop).map_err(Error::store)
+    }
+
+    async fn drop_tables(&self, conn: &mut PgConnection) -> recount::Result<()> {
+        let sql = format!("DROP TABLE IF EXISTS totals_v{}", self.version);
+        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+    }
+}
+
+async fn read_totals(db: &common::TestDb, version: u32) -> Option<BTreeMap<String, (i64, i64)>> {
+    let mut conn = db.connection().await;
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(format!("totals_v{version}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    exists?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!("SELECT stream, total, events FROM totals_v{version}"))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    Some(rows.into_iter().map(|(s, t, n)| (s, (t, n))).collect())
+}
+
+async fn straight_replay(store: &PgEventStore, factor: i64) -> BTreeMap<String, (i64, i64)> {
+    let mut out = BTreeMap::new();
+    let mut after = Cursor::START;
+    loop {
+        let batch = store.read_all(after, &LogFilter::all(), 1000).await.unwrap();
+        if batch.events.is_empty() && batch.last_seen == after {
+            return out;
+        }
+        for e in &batch.events {
+            let v: serde_json::Value = e.payload_as().unwrap();
+            let entry = out.entry(e.stream.to_string()).or_insert((0, 0));
+            entry.0 += v["n"].as_i64().unwrap() * factor;
+            entry.1 += 1;
+        }
+        after = batch.last_seen;
+    }
+}
+
+async fn write(store: &PgEventStore, streams: u64, rounds: u64) {
+    for r in 0..rounds {
+        for s in 0..streams {
+            let sid = StreamId::new("acct", &s.to_string()).unwrap();
+            let e = NewEvent::new("acct.added", &serde_json::json!({ "n": r + s })).unwrap();
+            store.append(&sid, ExpectedVersion::Any, vec![e]).await.unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resumes() {
+    common::run("a_sql_projection_failing_half_way", |db| async move {
+        let store = db.store.clone();
+        write(&store, 4, 10).await;
+        let options = RunnerOptions { batch_size: 25, ..Default::default() };
+        let projection = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: false });
+        let runner = ProjectionRunner::with_options(store.clone(), projection, options.clone());
+        assert_eq!(runner.catch_up().await.unwrap(), 40);
+        write(&store, 4, 2).await;
+        let poison = NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
+        store.append(&StreamId::new("acct", "0").unwrap(), ExpectedVersion::Any, vec![poison]).await.unwrap();
+        write(&store, 4, 2).await;
+        let rows = read_totals(&db, 1).await.unwrap();
+        let checkpoint = store.load_checkpoint(runner.checkpoint_name()).await.unwrap();
+        let err = runner.catch_up().await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        assert_eq!(read_totals(&db, 1).await.unwrap(), rows, "no row of the failed batch was kept");
+        assert_eq!(store.load_checkpoint(runner.checkpoint_name()).await.unwrap(), checkpoint);
+        let fixed = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: true });
+        let restarted = ProjectionRunner::with_options(store.clone(), fixed, options);
+        assert_eq!(restarted.catch_up().await.unwrap(), 17);
+        assert_eq!(read_totals(&db, 1).await.unwrap(), straight_replay(&store, 1).await);
+    });
+}
+
+#[test]
+fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
+    common::run("a_sql_rebuild_builds_v2_beside_v1", |db| async move {
+        let store = db.store.clone();
+        write(&store, 10, 30).await;
+        let v1 = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: false });
+        ProjectionRunner::new(store.clone(), v1.clone()).catch_up().await.unwrap();
+        assert_eq!(read_totals(&db, 1).await.unwrap(), straight_replay(&store, 1).await);
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
+        let writer = tokio::spawn({
+            let (store, started) = (store.clone(), started.clone());
+            async move {
+                started.notified().await;
+                write(&store, 10, 3).await
+            }
+        });
+        let v2 = PgProjection::new(store.clone(), "totals", Totals { version: 2, heal: false }).with_version(2);
+        let mut last = None;
+        let done = rebuild(&store, v2.clone(), Some(&v1), 10, |p| {
+            started.notify_one();
+            last = Some(p);
+        })
+        .await
+        .unwrap();
+        writer.await.unwrap();
+        assert!(done > 300, "events appended during the rebuild were included: {done}");
+        assert_eq!(last.unwrap().remaining, 0);
+        assert_eq!(active_version(&store, "totals").await.unwrap(), Some(2));
+        assert!(read_totals(&db, 1).await.is_none(), "v1's table was dropped");
+        ProjectionRunner::new(store.clone(), v2).catch_up().await.unwrap();
+        assert_eq!(read_totals(&db, 2).await.unwrap(), straight_replay(&store, 2).await);
+    });
+}
