@@ -148,3 +148,103 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
         assert_eq!(read_totals(&db, 2).await.unwrap(), straight_replay(&store, 2).await);
     });
 }
+
+/// Records which runner handled each event; a second insert of one event id fails.
+struct Handled {
+    runner: &'static str,
+    slow: bool,
+}
+
+#[async_trait]
+impl PgReadModel for Handled {
+    async fn setup(&self, conn: &mut PgConnection) -> recount::Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS handled (event_id uuid PRIMARY KEY, runner text NOT NULL)")
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> recount::Result<()> {
+        if self.slow {
+            sqlx::query("SELECT pg_sleep(0.005)").execute(&mut *conn).await.map_err(Error::store)?;
+        }
+        sqlx::query("INSERT INTO handled (event_id, runner) VALUES ($1, $2)")
+            .bind(e.id)
+            .bind(self.runner)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(|err| Error::invalid("event", format!("event {} handled twice: {err}", e.id)))
+    }
+
+    async fn drop_tables(&self, conn: &mut PgConnection) -> recount::Result<()> {
+        sqlx::query("DROP TABLE IF EXISTS handled").execute(conn).await.map(drop).map_err(Error::store)
+    }
+}
+
+async fn handled_by(db: &common::TestDb) -> BTreeMap<String, i64> {
+    let mut conn = db.connection().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT runner, count(*) FROM handled GROUP BY runner")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+    rows.into_iter().collect()
+}
+
+#[test]
+fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted_mid_batch() {
+    common::run("of_two_runners_one_handles_events", |db| async move {
+        use std::time::Duration;
+        let store = db.store.clone();
+        write(&store, 4, 25).await;
+        let options = RunnerOptions { batch_size: 10, lease_ttl: Duration::from_millis(500), ..Default::default() };
+        let runner = |name, slow| {
+            let p = PgProjection::new(store.clone(), "handled", Handled { runner: name, slow });
+            std::sync::Arc::new(ProjectionRunner::with_options(store.clone(), p, options.clone()))
+        };
+        let (a, b) = (runner("a", true), runner("b", false));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let task_a = tokio::spawn({
+            let (a, rx) = (a.clone(), stop_rx.clone());
+            async move { a.run(until_stopped(rx)).await }
+        });
+        while a.stats().batches < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let task_b = tokio::spawn({
+            let (b, rx) = (b.clone(), stop_rx.clone());
+            async move { b.run(until_stopped(rx)).await }
+        });
+        while a.stats().batches < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(b.stats().events, 0, "while A holds the lease, B handles nothing");
+        assert_eq!(handled_by(&db).await.get("b"), None);
+        // Each of A's batches takes ~50 ms inside its transaction: abort it in the middle.
+        let batches = a.stats().batches;
+        while a.stats().batches == batches {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        task_a.abort();
+        let _ = task_a.await;
+        let a_events = a.stats().events;
+        assert!(a_events < 100, "A was stopped before the end: {a_events}");
+        write(&store, 4, 5).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while handled_by(&db).await.values().sum::<i64>() < 120 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).unwrap();
+        task_b.await.unwrap().unwrap();
+        let by = handled_by(&db).await;
+        assert_eq!(by.values().sum::<i64>(), 120, "nothing skipped, nothing twice: {by:?}");
+        assert_eq!(by.get("a").copied().unwrap_or(0), a_events as i64, "A's aborted batch left nothing");
+        assert_eq!(by.get("b").copied().unwrap_or(0), b.stats().events as i64, "B took over the rest");
+        assert!(b.stats().events > 0);
+    });
+}
