@@ -31,7 +31,18 @@ pub(crate) fn open_writer(path: &Path, opts: &SqliteOptions) -> recount::Result<
     conn.execute_batch(sync).map_err(error::db)?;
     conn.execute_batch(queries::PRAGMA_TEMP_MEMORY).map_err(error::db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Checkpoints (and their fsyncs) run on their own thread, off the commit path.
+    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT).map_err(error::db)?;
     migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens the connection of the checkpoint thread.
+pub(crate) fn open_checkpointer(path: &Path, busy_timeout: Duration) -> recount::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| error::open(path.into(), e))?;
+    conn.busy_timeout(busy_timeout).map_err(error::db)?;
+    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT).map_err(error::db)?;
     Ok(conn)
 }
 

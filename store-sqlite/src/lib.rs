@@ -61,6 +61,7 @@
 //! Engine failures are [`recount::Error::Store`] with a [`SqliteError`] source; a stored row
 //! that does not decode is [`recount::Error::Corrupt`] naming its event id and stream.
 
+mod checkpoint;
 mod connect;
 mod error;
 mod options;

@@ -14,6 +14,10 @@ pub(crate) const PRAGMA_WAL: &str = "PRAGMA journal_mode = WAL";
 pub(crate) const PRAGMA_SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
 /// `synchronous = FULL`: survives a power cut too, at about 4× the cost per commit.
 pub(crate) const PRAGMA_SYNC_FULL: &str = "PRAGMA synchronous = FULL";
+/// No checkpoint at commit: the checkpoint thread does them (see `checkpoint.rs`).
+pub(crate) const PRAGMA_NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
+/// Copies committed WAL frames into the database file without blocking writers or readers.
+pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 /// Temporary b-trees (sorting) in memory.
 pub(crate) const PRAGMA_TEMP_MEMORY: &str = "PRAGMA temp_store = MEMORY";
 

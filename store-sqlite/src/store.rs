@@ -1,5 +1,6 @@
 //! [`SqliteEventStore`]: the handle, opening, and the [`EventStore`] implementation.
 
+use crate::checkpoint::Checkpointer;
 use crate::connect;
 use crate::error;
 use crate::reader::{self, ReadPool};
@@ -33,6 +34,8 @@ struct Inner {
     path: PathBuf,
     queue: Option<mpsc::Sender<Box<dyn Unit>>>,
     writer: Option<JoinHandle<()>>,
+    // Stopped after the writer (field order: it is dropped after `Drop for Inner` ran).
+    _checkpointer: Checkpointer,
     readers: ReadPool,
     counters: Arc<Counters>,
     committed: Arc<watch::Sender<u64>>,
@@ -80,6 +83,8 @@ impl SqliteEventStore {
         let last: i64 = conn
             .query_row(crate::queries::MAX_POSITION, [], |r| r.get(0))
             .map_err(error::db)?;
+        let checkpointer = connect::open_checkpointer(&path, options.busy_timeout)?;
+        let checkpointer = Checkpointer::spawn(checkpointer).map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
         let committed = Arc::new(watch::Sender::new(last as u64));
         let (queue, receiver) = mpsc::channel();
@@ -89,6 +94,8 @@ impl SqliteEventStore {
             max_group: options.max_group.max(1),
             counters: counters.clone(),
             committed: committed.clone(),
+            checkpointer: checkpointer.thread(),
+            commits: 0,
         };
         let writer = std::thread::Builder::new()
             .name("recount-sqlite-writer".into())
@@ -98,6 +105,7 @@ impl SqliteEventStore {
             path,
             queue: Some(queue),
             writer: Some(writer),
+            _checkpointer: checkpointer,
             readers: ReadPool::new(readers),
             counters,
             committed,

@@ -6,6 +6,7 @@
 //! savepoint of a rejected unit, commits once, then answers every caller. If the commit
 //! fails, every unit of the group gets a retriable error and nothing of the group is stored.
 
+use crate::checkpoint::NUDGE_EVERY;
 use crate::error;
 use crate::queries;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -13,7 +14,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
+
+/// The longest the writer waits for the callers of its last group to come back before it
+/// commits a smaller group.
+const GROUP_LINGER: Duration = Duration::from_micros(200);
 
 /// Counters of the writer, readable through
 /// [`SqliteEventStore::stats`](crate::SqliteEventStore::stats).
@@ -160,21 +166,49 @@ pub(crate) struct WriterLoop {
     pub(crate) counters: Arc<Counters>,
     /// The last position committed by this store, for `wait_for_append`.
     pub(crate) committed: Arc<watch::Sender<u64>>,
+    /// The checkpoint thread, nudged every [`NUDGE_EVERY`] commits.
+    pub(crate) checkpointer: Option<std::thread::Thread>,
+    pub(crate) commits: u64,
 }
 
 impl WriterLoop {
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self) {
         let mut group: Vec<Box<dyn Unit>> = Vec::with_capacity(self.max_group);
+        // How many writers were active last time: the callers of the last group, answered
+        // together, tend to come back together.
+        let mut expected = 1;
         while let Ok(first) = self.queue.recv() {
             group.push(first);
-            while group.len() < self.max_group {
-                match self.queue.try_recv() {
-                    Ok(unit) => group.push(unit),
-                    Err(_) => break,
+            self.drain(&mut group);
+            if group.len() < expected {
+                // Give the callers of the last group a moment to send their next operation,
+                // so they share one commit instead of each paying for their own. A single
+                // writer (expected = 1) never waits.
+                let deadline = Instant::now() + GROUP_LINGER;
+                while group.len() < expected {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.queue.recv_timeout(left) {
+                        Ok(unit) => {
+                            group.push(unit);
+                            self.drain(&mut group);
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
+            expected = group.len();
             self.commit_group(&mut group);
+        }
+    }
+
+    /// Adds what is queued to `group`, up to `max_group`.
+    fn drain(&self, group: &mut Vec<Box<dyn Unit>>) {
+        while group.len() < self.max_group {
+            match self.queue.try_recv() {
+                Ok(unit) => group.push(unit),
+                Err(_) => break,
+            }
         }
     }
 
@@ -207,6 +241,12 @@ impl WriterLoop {
         match tx.commit() {
             Ok(()) => {
                 self.counters.finished(group.len() as u64, appends, true);
+                self.commits += 1;
+                if self.commits % NUDGE_EVERY == 0 {
+                    if let Some(t) = &self.checkpointer {
+                        t.unpark();
+                    }
+                }
                 if let Some(p) = newest {
                     self.committed.send_if_modified(|last| {
                         let newer = p > *last;
