@@ -31,17 +31,22 @@ impl Checkpointer {
     pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let thread = std::thread::Builder::new().name("recount-sqlite-checkpoint".into()).spawn(move || {
-            while !stopping.load(Ordering::Acquire) {
-                std::thread::park_timeout(INTERVAL);
-                // Busy (another process is checkpointing) or failed: the next round retries,
-                // and nothing depends on a checkpoint but the WAL's size.
-                if let Err(e) = conn.query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(())) {
-                    tracing::debug!(error = %e, "wal checkpoint did not run");
+        let thread = std::thread::Builder::new()
+            .name("recount-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Acquire) {
+                    std::thread::park_timeout(INTERVAL);
+                    // Busy (another process is checkpointing) or failed: the next round retries,
+                    // and nothing depends on a checkpoint but the WAL's size.
+                    if let Err(e) = conn.query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(())) {
+                        tracing::debug!(error = %e, "wal checkpoint did not run");
+                    }
                 }
-            }
-        })?;
-        Ok(Checkpointer { thread: Some(thread), stop })
+            })?;
+        Ok(Checkpointer {
+            thread: Some(thread),
+            stop,
+        })
     }
 
     /// The thread, for the writer to nudge.

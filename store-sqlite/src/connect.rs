@@ -20,38 +20,52 @@ pub(crate) fn open_writer(path: &Path, opts: &SqliteOptions) -> recount::Result<
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| error::open(path.into(), e))?;
-    conn.busy_timeout(opts.busy_timeout).map_err(|e| error::open(path.into(), e))?;
+    let mut conn =
+        Connection::open_with_flags(path, flags).map_err(|e| error::open(path.into(), e))?;
+    conn.busy_timeout(opts.busy_timeout)
+        .map_err(|e| error::open(path.into(), e))?;
     // The journal mode is stored in the file: WAL from the first open on.
-    conn.query_row(queries::PRAGMA_WAL, [], |_| Ok(())).map_err(|e| error::open(path.into(), e))?;
+    conn.query_row(queries::PRAGMA_WAL, [], |_| Ok(()))
+        .map_err(|e| error::open(path.into(), e))?;
     let sync = match opts.synchronous {
         SqliteSynchronous::Normal => queries::PRAGMA_SYNC_NORMAL,
         SqliteSynchronous::Full => queries::PRAGMA_SYNC_FULL,
     };
     conn.execute_batch(sync).map_err(error::db)?;
-    conn.execute_batch(queries::PRAGMA_TEMP_MEMORY).map_err(error::db)?;
+    conn.execute_batch(queries::PRAGMA_TEMP_MEMORY)
+        .map_err(error::db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Checkpoints (and their fsyncs) run on their own thread, off the commit path.
-    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT).map_err(error::db)?;
+    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT)
+        .map_err(error::db)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
 
 /// Opens the connection of the checkpoint thread.
-pub(crate) fn open_checkpointer(path: &Path, busy_timeout: Duration) -> recount::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+pub(crate) fn open_checkpointer(
+    path: &Path,
+    busy_timeout: Duration,
+) -> recount::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| error::open(path.into(), e))?;
     conn.busy_timeout(busy_timeout).map_err(error::db)?;
-    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT).map_err(error::db)?;
+    conn.execute_batch(queries::PRAGMA_NO_AUTOCHECKPOINT)
+        .map_err(error::db)?;
     Ok(conn)
 }
 
 /// Opens a read-only connection to a database that [`open_writer`] has set up.
 pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> recount::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| error::open(path.into(), e))?;
     conn.busy_timeout(busy_timeout).map_err(error::db)?;
-    conn.execute_batch(queries::PRAGMA_TEMP_MEMORY).map_err(error::db)?;
+    conn.execute_batch(queries::PRAGMA_TEMP_MEMORY)
+        .map_err(error::db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -69,7 +83,10 @@ fn migrate(conn: &mut Connection) -> recount::Result<()> {
     loop {
         match migrations.current_version(conn).map_err(error::migration)? {
             SchemaVersion::Outside(found) => {
-                return Err(recount::Error::SchemaTooNew { found: usize::from(found) as i64, supported });
+                return Err(recount::Error::SchemaTooNew {
+                    found: usize::from(found) as i64,
+                    supported,
+                });
             }
             SchemaVersion::Inside(v) if usize::from(v) as i64 == supported => return Ok(()),
             SchemaVersion::Inside(_) | SchemaVersion::NoneSet => {}
@@ -85,4 +102,3 @@ fn migrate(conn: &mut Connection) -> recount::Result<()> {
         }
     }
 }
-

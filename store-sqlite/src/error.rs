@@ -89,14 +89,19 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Kind {
 pub(crate) fn db(e: rusqlite::Error) -> recount::Error {
     match classify(&e) {
         Kind::Busy => recount::Error::retriable(SqliteError::Busy { source: e }),
-        Kind::UniqueViolation | Kind::Other => recount::Error::store(SqliteError::Engine { source: e }),
+        Kind::UniqueViolation | Kind::Other => {
+            recount::Error::store(SqliteError::Engine { source: e })
+        }
     }
 }
 
 /// An error opening `path`, naming it.
 pub(crate) fn open(path: PathBuf, e: rusqlite::Error) -> recount::Error {
     let retriable = classify(&e) == Kind::Busy;
-    recount::Error::Store { source: Box::new(SqliteError::Open { path, source: e }), retriable }
+    recount::Error::Store {
+        source: Box::new(SqliteError::Open { path, source: e }),
+        retriable,
+    }
 }
 
 /// An error applying the migrations; busy when another process holds the lock.
@@ -105,12 +110,17 @@ pub(crate) fn migration(e: rusqlite_migration::Error) -> recount::Error {
         rusqlite_migration::Error::RusqliteError { err, .. } => classify(err) == Kind::Busy,
         _ => false,
     };
-    recount::Error::Store { source: Box::new(SqliteError::Migration { source: e }), retriable: busy }
+    recount::Error::Store {
+        source: Box::new(SqliteError::Migration { source: e }),
+        retriable: busy,
+    }
 }
 
 /// What every operation of a group gets when the group's commit failed.
 pub(crate) fn group_commit_failed(e: &recount::Error) -> recount::Error {
-    recount::Error::retriable(SqliteError::GroupCommitFailed { reason: e.to_string() })
+    recount::Error::retriable(SqliteError::GroupCommitFailed {
+        reason: e.to_string(),
+    })
 }
 
 /// What callers get when the writer thread cannot answer.

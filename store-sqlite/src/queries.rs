@@ -36,21 +36,25 @@ pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO recount_unit";
 pub(crate) const STREAM_STATE: &str = "SELECT version, deleted FROM streams WHERE stream_id = ?1";
 
 /// Sets a stream's version after an append.
-pub(crate) const STREAM_SET_VERSION: &str = "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 0) \
+pub(crate) const STREAM_SET_VERSION: &str =
+    "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 0) \
      ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version";
 
 /// Tombstones a stream, creating its row when it was never written (its id is then never used).
-pub(crate) const STREAM_DELETE: &str = "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 1) \
+pub(crate) const STREAM_DELETE: &str =
+    "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 1) \
      ON CONFLICT (stream_id) DO UPDATE SET deleted = 1";
 
 // --- events -----------------------------------------------------------------------------
 
 /// Appends one event; its position is the new rowid.
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (stream_id, category, stream_version, event_id, event_type, \
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO events (stream_id, category, stream_version, event_id, event_type, \
      schema_version, payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// Where an event id is stored: `(stream_id, stream_version, position)`.
-pub(crate) const EVENT_BY_ID: &str = "SELECT stream_id, stream_version, position FROM events WHERE event_id = ?1";
+pub(crate) const EVENT_BY_ID: &str =
+    "SELECT stream_id, stream_version, position FROM events WHERE event_id = ?1";
 
 /// The columns [`crate::reader`] decodes, in its order.
 macro_rules! event_columns {
@@ -68,8 +72,11 @@ pub(crate) const READ_STREAM: &str = concat!(
 );
 
 /// The global log after a position.
-pub(crate) const READ_LOG: &str =
-    concat!("SELECT ", event_columns!(), " FROM events WHERE position > ?1 ORDER BY position LIMIT ?2");
+pub(crate) const READ_LOG: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+);
 
 /// The global log after a position, one category (range scan of `events_category`).
 pub(crate) const READ_LOG_CATEGORY: &str = concat!(
@@ -91,12 +98,14 @@ pub(crate) const MAX_POSITION: &str = "SELECT coalesce(max(position), 0) FROM ev
 // --- snapshots --------------------------------------------------------------------------
 
 /// Saves a snapshot unless a newer one is stored (same or newer version replaces).
-pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO snapshots (stream_id, version, tag, state) VALUES (?1, ?2, ?3, ?4) \
+pub(crate) const SAVE_SNAPSHOT: &str =
+    "INSERT INTO snapshots (stream_id, version, tag, state) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
      state = excluded.state WHERE excluded.version >= snapshots.version";
 
 /// The stored snapshot: `(version, tag, state)`.
-pub(crate) const LOAD_SNAPSHOT: &str = "SELECT version, tag, state FROM snapshots WHERE stream_id = ?1";
+pub(crate) const LOAD_SNAPSHOT: &str =
+    "SELECT version, tag, state FROM snapshots WHERE stream_id = ?1";
 
 /// Drops a deleted stream's snapshot.
 pub(crate) const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE stream_id = ?1";
@@ -104,9 +113,11 @@ pub(crate) const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE stream_id 
 // --- checkpoints ------------------------------------------------------------------------
 
 /// A checkpoint: `(cursor_major, cursor_minor)`.
-pub(crate) const LOAD_CHECKPOINT: &str = "SELECT cursor_major, cursor_minor FROM checkpoints WHERE name = ?1";
+pub(crate) const LOAD_CHECKPOINT: &str =
+    "SELECT cursor_major, cursor_minor FROM checkpoints WHERE name = ?1";
 
 /// Sets a checkpoint (after the compare).
-pub(crate) const SET_CHECKPOINT: &str = "INSERT INTO checkpoints (name, cursor_major, cursor_minor) VALUES (?1, ?2, ?3) \
+pub(crate) const SET_CHECKPOINT: &str =
+    "INSERT INTO checkpoints (name, cursor_major, cursor_minor) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name) DO UPDATE SET cursor_major = excluded.cursor_major, \
      cursor_minor = excluded.cursor_minor";

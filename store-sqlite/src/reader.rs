@@ -30,7 +30,10 @@ struct Loan {
 impl Drop for Loan {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
         }
     }
 }
@@ -38,7 +41,10 @@ impl Drop for Loan {
 impl ReadPool {
     pub(crate) fn new(conns: Vec<Connection>) -> Self {
         let permits = Arc::new(Semaphore::new(conns.len()));
-        ReadPool { idle: Arc::new(Mutex::new(conns)), permits }
+        ReadPool {
+            idle: Arc::new(Mutex::new(conns)),
+            permits,
+        }
     }
 
     /// Runs `read` on a pooled connection in tokio's blocking pool, so the runtime never
@@ -48,11 +54,23 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| error::writer_gone())?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| error::writer_gone())?;
         let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let loan = Loan { conn, idle: self.idle.clone(), _permit: permit };
+        let loan = Loan {
+            conn,
+            idle: self.idle.clone(),
+            _permit: permit,
+        };
         tokio::task::spawn_blocking(move || {
-            let conn = loan.conn.as_ref().expect("a permit always finds an idle connection");
+            let conn = loan
+                .conn
+                .as_ref()
+                .expect("a permit always finds an idle connection");
             read(conn)
         })
         .await
@@ -66,16 +84,27 @@ fn sql_limit(limit: usize) -> i64 {
 }
 
 /// Events of a stream from a version on (store contract, item 7).
-pub(crate) fn read_stream(conn: &Connection, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+pub(crate) fn read_stream(
+    conn: &Connection,
+    stream: &StreamId,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>> {
     if stream_state(conn, stream)?.1 {
-        return Err(Error::StreamDeleted { stream: stream.clone() });
+        return Err(Error::StreamDeleted {
+            stream: stream.clone(),
+        });
     }
     if limit == 0 {
         return Ok(Vec::new());
     }
     let from = i64::try_from(from).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(queries::READ_STREAM).map_err(error::db)?;
-    let mut rows = stmt.query(rusqlite::params![stream.as_str(), from, sql_limit(limit)]).map_err(error::db)?;
+    let mut stmt = conn
+        .prepare_cached(queries::READ_STREAM)
+        .map_err(error::db)?;
+    let mut rows = stmt
+        .query(rusqlite::params![stream.as_str(), from, sql_limit(limit)])
+        .map_err(error::db)?;
     let mut out = Vec::with_capacity(limit.min(1024));
     let mut decoder = Decoder::default();
     while let Some(row) = rows.next().map_err(error::db)? {
@@ -89,14 +118,27 @@ pub(crate) fn read_stream(conn: &Connection, stream: &StreamId, from: u64, limit
 /// Everything runs in one read transaction, so the page and `last_seen` describe the same
 /// committed prefix of the log; SQLite commits positions in order, so that prefix has no
 /// holes and nothing uncommitted is ever visible.
-pub(crate) fn read_all(conn: &Connection, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch> {
+pub(crate) fn read_all(
+    conn: &Connection,
+    after: Cursor,
+    filter: &LogFilter,
+    limit: usize,
+) -> Result<LogBatch> {
     let after_pos = i64::try_from(after.position()).unwrap_or(i64::MAX);
     if limit == 0 {
-        return Ok(LogBatch { events: Vec::new(), last_seen: after });
+        return Ok(LogBatch {
+            events: Vec::new(),
+            last_seen: after,
+        });
     }
     if filter.is_all() {
         let mut events = Vec::with_capacity(limit.min(1024));
-        query_into(conn, queries::READ_LOG, rusqlite::params![after_pos, sql_limit(limit)], &mut events)?;
+        query_into(
+            conn,
+            queries::READ_LOG,
+            rusqlite::params![after_pos, sql_limit(limit)],
+            &mut events,
+        )?;
         // With no filter, every committed event after `after` up to the last one returned is
         // in the page.
         let last_seen = events.last().map_or(after, |e| e.cursor);
@@ -107,10 +149,20 @@ pub(crate) fn read_all(conn: &Connection, after: Cursor, filter: &LogFilter, lim
     // index, and an event matching several (a category and a type) is kept once.
     let mut events = Vec::new();
     for category in &filter.categories {
-        query_into(&tx, queries::READ_LOG_CATEGORY, rusqlite::params![category, after_pos, sql_limit(limit)], &mut events)?;
+        query_into(
+            &tx,
+            queries::READ_LOG_CATEGORY,
+            rusqlite::params![category, after_pos, sql_limit(limit)],
+            &mut events,
+        )?;
     }
     for event_type in &filter.event_types {
-        query_into(&tx, queries::READ_LOG_TYPE, rusqlite::params![event_type, after_pos, sql_limit(limit)], &mut events)?;
+        query_into(
+            &tx,
+            queries::READ_LOG_TYPE,
+            rusqlite::params![event_type, after_pos, sql_limit(limit)],
+            &mut events,
+        )?;
     }
     events.sort_by_key(|e| e.cursor);
     events.dedup_by_key(|e| e.cursor);
@@ -132,14 +184,34 @@ pub(crate) fn read_all(conn: &Connection, after: Cursor, filter: &LogFilter, lim
 
 /// The stored snapshot of a stream (item 9).
 pub(crate) fn load_snapshot(conn: &Connection, stream: StreamId) -> Result<Option<Snapshot>> {
-    let mut stmt = conn.prepare_cached(queries::LOAD_SNAPSHOT).map_err(error::db)?;
-    stmt.query_row([stream.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
-        .optional()
-        .map_err(error::db)
-        .map(|found| found.map(|(version, tag, state)| Snapshot { stream, version: version as u64, tag, state }))
+    let mut stmt = conn
+        .prepare_cached(queries::LOAD_SNAPSHOT)
+        .map_err(error::db)?;
+    stmt.query_row([stream.as_str()], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })
+    .optional()
+    .map_err(error::db)
+    .map(|found| {
+        found.map(|(version, tag, state)| Snapshot {
+            stream,
+            version: version as u64,
+            tag,
+            state,
+        })
+    })
 }
 
-fn query_into(conn: &Connection, sql: &str, params: impl rusqlite::Params, out: &mut Vec<RecordedEvent>) -> Result<()> {
+fn query_into(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    out: &mut Vec<RecordedEvent>,
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(sql).map_err(error::db)?;
     let mut rows = stmt.query(params).map_err(error::db)?;
     let mut decoder = Decoder::default();
@@ -169,20 +241,29 @@ impl Decoder {
             reason,
         };
         let id = uuid_of(id_ref).ok_or_else(|| corrupt("event id is not a 16-byte UUID".into()))?;
-        let stream_text = text(stream_ref).ok_or_else(|| corrupt("stream id is not UTF-8 text".into()))?;
+        let stream_text =
+            text(stream_ref).ok_or_else(|| corrupt("stream id is not UTF-8 text".into()))?;
         let stream = match &self.last_stream {
             Some(s) if s.as_str() == stream_text => s.clone(),
             _ => {
-                let s = StreamId::parse(stream_text).map_err(|e| corrupt(format!("stream id: {e}")))?;
+                let s =
+                    StreamId::parse(stream_text).map_err(|e| corrupt(format!("stream id: {e}")))?;
                 self.last_stream = Some(s.clone());
                 s
             }
         };
-        let event_type = text(type_ref).ok_or_else(|| corrupt("event type is not UTF-8 text".into()))?;
-        let payload = json_object(row.get_ref(6).map_err(error::db)?).ok_or_else(|| corrupt("payload is not a JSON object text".into()))?;
-        let metadata = json_object(row.get_ref(7).map_err(error::db)?).ok_or_else(|| corrupt("metadata is not a JSON object text".into()))?;
-        let position = int(row.get_ref(0).map_err(error::db)?).filter(|p| *p > 0).ok_or_else(|| corrupt("bad position".into()))?;
-        let version = int(row.get_ref(2).map_err(error::db)?).filter(|v| *v > 0).ok_or_else(|| corrupt("bad stream version".into()))?;
+        let event_type =
+            text(type_ref).ok_or_else(|| corrupt("event type is not UTF-8 text".into()))?;
+        let payload = json_object(row.get_ref(6).map_err(error::db)?)
+            .ok_or_else(|| corrupt("payload is not a JSON object text".into()))?;
+        let metadata = json_object(row.get_ref(7).map_err(error::db)?)
+            .ok_or_else(|| corrupt("metadata is not a JSON object text".into()))?;
+        let position = int(row.get_ref(0).map_err(error::db)?)
+            .filter(|p| *p > 0)
+            .ok_or_else(|| corrupt("bad position".into()))?;
+        let version = int(row.get_ref(2).map_err(error::db)?)
+            .filter(|v| *v > 0)
+            .ok_or_else(|| corrupt("bad stream version".into()))?;
         let schema_version = int(row.get_ref(5).map_err(error::db)?)
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| corrupt("bad schema version".into()))?;

@@ -9,8 +9,8 @@ use crate::writer::{Counters, Job, Unit, WriterLoop};
 use crate::{SqliteOptions, SqliteStats};
 use async_trait::async_trait;
 use recount::{
-    AppendResult, Cursor, EventStore, ExpectedVersion, Limits, LogBatch, LogFilter, NewEvent, RecordedEvent,
-    Result, Snapshot, StreamId,
+    AppendResult, Cursor, EventStore, ExpectedVersion, Limits, LogBatch, LogFilter, NewEvent,
+    RecordedEvent, Result, Snapshot, StreamId,
 };
 use rusqlite::Transaction;
 use std::path::{Path, PathBuf};
@@ -111,7 +111,9 @@ impl SqliteEventStore {
             committed,
             limits: options.limits,
         };
-        Ok(SqliteEventStore { inner: Arc::new(inner) })
+        Ok(SqliteEventStore {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The database file.
@@ -163,7 +165,13 @@ impl SqliteEventStore {
     /// assert_eq!(written, 1);
     /// # });
     /// ```
-    pub async fn commit_with_checkpoint<T, F>(&self, name: &str, expected: Option<Cursor>, new: Cursor, f: F) -> Result<T>
+    pub async fn commit_with_checkpoint<T, F>(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
@@ -195,18 +203,35 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
-    async fn append(&self, stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Result<AppendResult> {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
         let events = self.inner.limits.validate(events)?;
-        let req = Append { stream: stream.clone(), expected, events };
+        let req = Append {
+            stream: stream.clone(),
+            expected,
+            events,
+        };
         let (job, answer) = Job::new(move |tx: &Transaction<'_>| write::append(tx, &req));
         let job = job.appending(|r: &AppendResult| Some(r.cursor.position()));
         self.submit(Box::new(job))?;
         answer.await.map_err(|_| error::writer_gone())?
     }
 
-    async fn read_stream(&self, stream: &StreamId, from_version: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
         let stream = stream.clone();
-        self.inner.readers.run(move |conn| reader::read_stream(conn, &stream, from_version, limit)).await
+        self.inner
+            .readers
+            .run(move |conn| reader::read_stream(conn, &stream, from_version, limit))
+            .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
@@ -222,31 +247,48 @@ impl EventStore for SqliteEventStore {
 
     async fn read_all(&self, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch> {
         let filter = filter.clone();
-        self.inner.readers.run(move |conn| reader::read_all(conn, after, &filter, limit)).await
+        self.inner
+            .readers
+            .run(move |conn| reader::read_all(conn, after, &filter, limit))
+            .await
     }
 
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
         let stream = stream.clone();
-        self.write(move |tx| write::delete(tx, &stream, expected)).await
+        self.write(move |tx| write::delete(tx, &stream, expected))
+            .await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.write(move |tx| write::save_snapshot(tx, &snapshot)).await
+        self.write(move |tx| write::save_snapshot(tx, &snapshot))
+            .await
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
         let stream = stream.clone();
-        self.inner.readers.run(move |conn| reader::load_snapshot(conn, stream)).await
+        self.inner
+            .readers
+            .run(move |conn| reader::load_snapshot(conn, stream))
+            .await
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
         let name = name.to_owned();
-        self.inner.readers.run(move |conn| write::load_checkpoint(conn, &name)).await
+        self.inner
+            .readers
+            .run(move |conn| write::load_checkpoint(conn, &name))
+            .await
     }
 
-    async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+    ) -> Result<()> {
         let name = name.to_owned();
-        self.write(move |tx| write::save_checkpoint(tx, &name, expected, new)).await
+        self.write(move |tx| write::save_checkpoint(tx, &name, expected, new))
+            .await
     }
 
     /// Returns as soon as this store (this process) commits an event after `after`, or when

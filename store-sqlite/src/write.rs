@@ -3,7 +3,9 @@
 
 use crate::error::{self, Kind};
 use crate::queries;
-use recount::{AppendResult, Cursor, Error, ExpectedVersion, Result, Snapshot, StreamId, ValidEvent};
+use recount::{
+    AppendResult, Cursor, Error, ExpectedVersion, Result, Snapshot, StreamId, ValidEvent,
+};
 use rusqlite::{Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -17,9 +19,13 @@ pub(crate) struct Append {
 
 /// `(version, deleted)` of a stream; `(0, false)` when it was never written.
 pub(crate) fn stream_state(conn: &Connection, stream: &StreamId) -> Result<(u64, bool)> {
-    let mut stmt = conn.prepare_cached(queries::STREAM_STATE).map_err(error::db)?;
+    let mut stmt = conn
+        .prepare_cached(queries::STREAM_STATE)
+        .map_err(error::db)?;
     let state = stmt
-        .query_row([stream.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
+        .query_row([stream.as_str()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+        })
         .optional()
         .map_err(error::db)?;
     Ok(state.map_or((0, false), |(v, d)| (v as u64, d)))
@@ -34,17 +40,25 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
     let stream = &req.stream;
     let (actual, deleted) = stream_state(conn, stream)?;
     if deleted {
-        return Err(Error::StreamDeleted { stream: stream.clone() });
+        return Err(Error::StreamDeleted {
+            stream: stream.clone(),
+        });
     }
     if !req.expected.matches(actual) {
         // An exact retry succeeds whatever its expected version (item 4).
         return match retry_result(conn, req, None)? {
             Some(done) => Ok(done),
-            None => Err(Error::Conflict { stream: stream.clone(), expected: req.expected, actual }),
+            None => Err(Error::Conflict {
+                stream: stream.clone(),
+                expected: req.expected,
+                actual,
+            }),
         };
     }
     let recorded_at = chrono::Utc::now().timestamp_micros();
-    let mut insert = conn.prepare_cached(queries::INSERT_EVENT).map_err(error::db)?;
+    let mut insert = conn
+        .prepare_cached(queries::INSERT_EVENT)
+        .map_err(error::db)?;
     let (mut version, mut first, mut last) = (actual, None, 0);
     for e in &req.events {
         version += 1;
@@ -78,7 +92,10 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
     conn.prepare_cached(queries::STREAM_SET_VERSION)
         .and_then(|mut s| s.execute(rusqlite::params![stream.as_str(), version as i64]))
         .map_err(error::db)?;
-    Ok(AppendResult { version, cursor: Cursor::from_position(last as u64) })
+    Ok(AppendResult {
+        version,
+        cursor: Cursor::from_position(last as u64),
+    })
 }
 
 /// Store contract, item 4: when the append's ids are all stored, in this stream, in this
@@ -87,12 +104,24 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
 ///
 /// Rows at or after `ours_from` were written by this very append (before an insert failed)
 /// and count as not stored.
-fn retry_result(conn: &Connection, req: &Append, ours_from: Option<i64>) -> Result<Option<AppendResult>> {
-    let mut lookup = conn.prepare_cached(queries::EVENT_BY_ID).map_err(error::db)?;
+fn retry_result(
+    conn: &Connection,
+    req: &Append,
+    ours_from: Option<i64>,
+) -> Result<Option<AppendResult>> {
+    let mut lookup = conn
+        .prepare_cached(queries::EVENT_BY_ID)
+        .map_err(error::db)?;
     let mut found: Vec<Option<(String, u64, i64)>> = Vec::with_capacity(req.events.len());
     for e in &req.events {
         let row = lookup
-            .query_row([e.id.as_bytes()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)))
+            .query_row([e.id.as_bytes()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get(2)?,
+                ))
+            })
             .optional()
             .map_err(error::db)?;
         found.push(row.filter(|(_, _, position)| ours_from.is_none_or(|ours| *position < ours)));
@@ -100,33 +129,56 @@ fn retry_result(conn: &Connection, req: &Append, ours_from: Option<i64>) -> Resu
     let Some(first) = found.iter().position(Option::is_some) else {
         return Ok(None);
     };
-    let duplicate = |id: Uuid| Error::DuplicateEvent { event_id: id, stream: req.stream.clone() };
+    let duplicate = |id: Uuid| Error::DuplicateEvent {
+        event_id: id,
+        stream: req.stream.clone(),
+    };
     let Some((_, v0, _)) = &found[0] else {
         return Err(duplicate(req.events[first].id));
     };
     let mut last = None;
     for (i, f) in found.iter().enumerate() {
         match f {
-            Some((s, v, position)) if s == req.stream.as_str() && *v == v0 + i as u64 => last = Some((*v, *position)),
+            Some((s, v, position)) if s == req.stream.as_str() && *v == v0 + i as u64 => {
+                last = Some((*v, *position))
+            }
             _ => return Err(duplicate(req.events[first].id)),
         }
     }
-    Ok(last.map(|(version, position)| AppendResult { version, cursor: Cursor::from_position(position as u64) }))
+    Ok(last.map(|(version, position)| AppendResult {
+        version,
+        cursor: Cursor::from_position(position as u64),
+    }))
 }
 
 /// Tombstones a stream (item 8): later appends and reads fail, its events stay in the log.
-pub(crate) fn delete(conn: &Connection, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
+pub(crate) fn delete(
+    conn: &Connection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> Result<()> {
     let (actual, deleted) = stream_state(conn, stream)?;
     if deleted {
-        return Err(Error::StreamDeleted { stream: stream.clone() });
+        return Err(Error::StreamDeleted {
+            stream: stream.clone(),
+        });
     }
     if !expected.matches(actual) {
-        return Err(Error::Conflict { stream: stream.clone(), expected, actual });
+        return Err(Error::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual,
+        });
     }
     let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
-        conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(error::db)
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map_err(error::db)
     };
-    run(queries::STREAM_DELETE, &[&stream.as_str(), &(actual as i64)])?;
+    run(
+        queries::STREAM_DELETE,
+        &[&stream.as_str(), &(actual as i64)],
+    )?;
     run(queries::DELETE_SNAPSHOT, &[&stream.as_str()])?;
     Ok(())
 }
@@ -134,7 +186,14 @@ pub(crate) fn delete(conn: &Connection, stream: &StreamId, expected: ExpectedVer
 /// Keeps the newest snapshot: one of the same or a newer version replaces (item 9).
 pub(crate) fn save_snapshot(conn: &Connection, s: &Snapshot) -> Result<()> {
     conn.prepare_cached(queries::SAVE_SNAPSHOT)
-        .and_then(|mut st| st.execute(rusqlite::params![s.stream.as_str(), s.version as i64, s.tag, s.state]))
+        .and_then(|mut st| {
+            st.execute(rusqlite::params![
+                s.stream.as_str(),
+                s.version as i64,
+                s.tag,
+                s.state
+            ])
+        })
         .map_err(error::db)?;
     Ok(())
 }
@@ -143,17 +202,31 @@ pub(crate) fn save_snapshot(conn: &Connection, s: &Snapshot) -> Result<()> {
 pub(crate) fn load_checkpoint(conn: &Connection, name: &str) -> Result<Option<Cursor>> {
     conn.prepare_cached(queries::LOAD_CHECKPOINT)
         .and_then(|mut s| {
-            s.query_row([name], |r| Ok(Cursor::from_parts(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
-                .optional()
+            s.query_row([name], |r| {
+                Ok(Cursor::from_parts(
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                ))
+            })
+            .optional()
         })
         .map_err(error::db)
 }
 
 /// Compare-and-set of a checkpoint (item 10).
-pub(crate) fn save_checkpoint(conn: &Connection, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+pub(crate) fn save_checkpoint(
+    conn: &Connection,
+    name: &str,
+    expected: Option<Cursor>,
+    new: Cursor,
+) -> Result<()> {
     let actual = load_checkpoint(conn, name)?;
     if actual != expected {
-        return Err(Error::CheckpointConflict { name: name.to_owned(), expected, actual });
+        return Err(Error::CheckpointConflict {
+            name: name.to_owned(),
+            expected,
+            actual,
+        });
     }
     let (major, minor) = new.parts();
     conn.prepare_cached(queries::SET_CHECKPOINT)

@@ -55,7 +55,8 @@ impl Counters {
     }
 
     fn finished(&self, operations: u64, appends: u64, committed: bool) {
-        self.commits.fetch_add(u64::from(committed), Ordering::Relaxed);
+        self.commits
+            .fetch_add(u64::from(committed), Ordering::Relaxed);
         self.appends.fetch_add(appends, Ordering::Relaxed);
         self.operations.fetch_add(operations, Ordering::Relaxed);
         self.largest_group.fetch_max(operations, Ordering::Relaxed);
@@ -101,7 +102,13 @@ where
     /// A job, and where its answer will arrive.
     pub(crate) fn new(work: F) -> (Self, oneshot::Receiver<recount::Result<T>>) {
         let (reply, answer) = oneshot::channel();
-        let job = Job { work: Some(work), outcome: None, reply, position_of: |_| None, append: false };
+        let job = Job {
+            work: Some(work),
+            outcome: None,
+            reply,
+            position_of: |_| None,
+            append: false,
+        };
         (job, answer)
     }
 
@@ -119,7 +126,9 @@ where
     F: FnOnce(&Transaction<'_>) -> recount::Result<T> + Send + 'static,
 {
     fn run(&mut self, tx: &Transaction<'_>) -> bool {
-        let Some(work) = self.work.take() else { return false };
+        let Some(work) = self.work.take() else {
+            return false;
+        };
         // A panicking projection closure must not take the writer thread down with it.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(tx)))
             .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
@@ -213,7 +222,10 @@ impl WriterLoop {
     }
 
     fn commit_group(&mut self, group: &mut Vec<Box<dyn Unit>>) {
-        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => return answer_all(group, Fate::Failed(&error::db(e))),
         };
@@ -222,7 +234,8 @@ impl WriterLoop {
             if !unit.run(&tx) {
                 return match tx.rollback() {
                     Ok(()) => {
-                        self.counters.finished(1, u64::from(unit.is_append()), false);
+                        self.counters
+                            .finished(1, u64::from(unit.is_append()), false);
                         answer_all(group, Fate::Decided)
                     }
                     Err(e) => answer_all(group, Fate::Failed(&error::db(e))),
@@ -263,7 +276,11 @@ impl WriterLoop {
 
 /// Runs `unit` inside a savepoint, rolling back only its own writes when it is rejected.
 fn run_in_savepoint(tx: &Transaction<'_>, unit: &mut dyn Unit) -> recount::Result<()> {
-    let exec = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(error::db);
+    let exec = |sql: &str| {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(error::db)
+    };
     exec(queries::SAVEPOINT)?;
     if !unit.run(tx) {
         exec(queries::ROLLBACK_TO)?;

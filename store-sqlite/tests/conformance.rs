@@ -5,6 +5,8 @@ use recount_sqlite::SqliteEventStore;
 
 recount::conformance_tests!(|| async {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteEventStore::open(dir.path().join("events.db")).await.expect("open the store");
+    let store = SqliteEventStore::open(dir.path().join("events.db"))
+        .await
+        .expect("open the store");
     Fixture::new(store).with_teardown(async move { drop(dir) })
 });

@@ -16,7 +16,10 @@ async fn a_path_that_cannot_be_created_is_named_in_the_error() {
     let path = dir.path().join("no-such-dir").join("events.db");
     let err = SqliteEventStore::open(&path).await.unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "the error names the path: {err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "the error names the path: {err}"
+    );
 }
 
 #[tokio::test]
@@ -24,7 +27,10 @@ async fn a_database_migrated_by_a_newer_recount_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     drop(SqliteEventStore::open(&path).await.unwrap());
-    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     match SqliteEventStore::open(&path).await {
         Err(Error::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 1)),
         other => panic!("expected SchemaTooNew, got {other:?}"),
@@ -37,32 +43,61 @@ async fn reopening_keeps_the_data_and_the_schema() {
     let path = dir.path().join("events.db");
     let s = StreamId::new("keep", "1").unwrap();
     let store = SqliteEventStore::open(&path).await.unwrap();
-    store.append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        .await
+        .unwrap();
     drop(store);
     let store = SqliteEventStore::open(&path).await.unwrap();
     assert_eq!(store.stream_version(&s).await.unwrap(), 2);
-    let r = store.append(&s, ExpectedVersion::Exact(2), vec![event(3)]).await.unwrap();
-    assert_eq!(r.cursor, Cursor::from_position(3), "positions continue after a reopen");
+    let r = store
+        .append(&s, ExpectedVersion::Exact(2), vec![event(3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.cursor,
+        Cursor::from_position(3),
+        "positions continue after a reopen"
+    );
 }
 
 #[tokio::test]
 async fn a_database_locked_past_the_busy_timeout_is_a_retriable_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
-    let opts = SqliteOptions { busy_timeout: Duration::from_millis(50), ..SqliteOptions::default() };
+    let opts = SqliteOptions {
+        busy_timeout: Duration::from_millis(50),
+        ..SqliteOptions::default()
+    };
     let store = SqliteEventStore::open_with(&path, opts).await.unwrap();
     let s = StreamId::new("busy", "1").unwrap();
     // Another connection (as another process would) holds the write lock.
     let other = Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let err = store.append(&s, ExpectedVersion::NoStream, vec![event(1)]).await.unwrap_err();
-    assert!(err.is_retriable(), "a busy database is worth retrying: {err:?}");
-    let Error::Store { source, .. } = &err else { panic!("{err:?}") };
-    let source = source.downcast_ref::<SqliteError>().expect("a SqliteError source");
-    assert!(matches!(source, SqliteError::GroupCommitFailed { .. }), "{source:?}");
+    let err = store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_retriable(),
+        "a busy database is worth retrying: {err:?}"
+    );
+    let Error::Store { source, .. } = &err else {
+        panic!("{err:?}")
+    };
+    let source = source
+        .downcast_ref::<SqliteError>()
+        .expect("a SqliteError source");
+    assert!(
+        matches!(source, SqliteError::GroupCommitFailed { .. }),
+        "{source:?}"
+    );
     assert!(err.to_string().contains("busy timeout"), "{err}");
     other.execute_batch("COMMIT").unwrap();
-    let r = store.append(&s, ExpectedVersion::NoStream, vec![event(1)]).await.unwrap();
+    let r = store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
     assert_eq!(r.version, 1, "the failed attempt wrote nothing");
 }
 
@@ -74,28 +109,72 @@ async fn a_row_that_does_not_decode_is_corrupt_and_named() {
     let s = StreamId::new("rot", "1").unwrap();
     let (good, bad) = (event(1), event(2));
     let bad_id = bad.id;
-    store.append(&s, ExpectedVersion::NoStream, vec![good, bad]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![good, bad])
+        .await
+        .unwrap();
     // Invalid UTF-8 where the payload's text should be.
     let raw = Connection::open(&path).unwrap();
-    let changed = raw.execute("UPDATE events SET payload = x'7bff7d' WHERE event_id = ?1", [bad_id.as_bytes()]).unwrap();
+    let changed = raw
+        .execute(
+            "UPDATE events SET payload = x'7bff7d' WHERE event_id = ?1",
+            [bad_id.as_bytes()],
+        )
+        .unwrap();
     assert_eq!(changed, 1);
     let check = |err: Error| match err {
-        Error::Corrupt { event_id, stream, event_type, reason } => {
-            assert_eq!((event_id, stream.as_str(), event_type.as_str()), (bad_id, "rot-1", "err.e"));
+        Error::Corrupt {
+            event_id,
+            stream,
+            event_type,
+            reason,
+        } => {
+            assert_eq!(
+                (event_id, stream.as_str(), event_type.as_str()),
+                (bad_id, "rot-1", "err.e")
+            );
             assert!(reason.contains("payload"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     };
     check(store.read_stream(&s, 1, 10).await.unwrap_err());
-    check(store.read_all(Cursor::START, &LogFilter::all(), 10).await.unwrap_err());
-    check(store.read_all(Cursor::START, &LogFilter::all().category("rot"), 10).await.unwrap_err());
-    assert_eq!(store.read_stream(&s, 1, 1).await.unwrap().len(), 1, "the rows before it still read");
+    check(
+        store
+            .read_all(Cursor::START, &LogFilter::all(), 10)
+            .await
+            .unwrap_err(),
+    );
+    check(
+        store
+            .read_all(Cursor::START, &LogFilter::all().category("rot"), 10)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        store.read_stream(&s, 1, 1).await.unwrap().len(),
+        1,
+        "the rows before it still read"
+    );
 
     // A metadata that is not JSON object text, and an event id that is not a UUID.
-    raw.execute("UPDATE events SET payload = '{}', metadata = 'oops' WHERE event_id = ?1", [bad_id.as_bytes()]).unwrap();
+    raw.execute(
+        "UPDATE events SET payload = '{}', metadata = 'oops' WHERE event_id = ?1",
+        [bad_id.as_bytes()],
+    )
+    .unwrap();
     let err = store.read_stream(&s, 2, 10).await.unwrap_err();
-    assert!(matches!(&err, Error::Corrupt { event_id, reason, .. } if *event_id == bad_id && reason.contains("metadata")), "{err:?}");
-    raw.execute("UPDATE events SET metadata = '{}', event_id = x'01' WHERE event_id = ?1", [bad_id.as_bytes()]).unwrap();
+    assert!(
+        matches!(&err, Error::Corrupt { event_id, reason, .. } if *event_id == bad_id && reason.contains("metadata")),
+        "{err:?}"
+    );
+    raw.execute(
+        "UPDATE events SET metadata = '{}', event_id = x'01' WHERE event_id = ?1",
+        [bad_id.as_bytes()],
+    )
+    .unwrap();
     let err = store.read_stream(&s, 2, 10).await.unwrap_err();
-    assert!(matches!(&err, Error::Corrupt { stream, reason, .. } if stream == "rot-1" && reason.contains("event id")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Corrupt { stream, reason, .. } if stream == "rot-1" && reason.contains("event id")),
+        "{err:?}"
+    );
 }

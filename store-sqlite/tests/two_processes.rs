@@ -20,7 +20,9 @@ fn shared() -> StreamId {
 /// The child: read the version, append one event expecting it, report `won <version>` or
 /// `lost <expected> <actual>`; any other outcome fails the process.
 async fn child(path: &str, name: &str) {
-    let store = SqliteEventStore::open(path).await.expect("child opens the store");
+    let store = SqliteEventStore::open(path)
+        .await
+        .expect("child opens the store");
     let s = shared();
     let mut out = std::io::stdout().lock();
     // The test harness has printed `test <name> ... ` without a line break.
@@ -30,7 +32,11 @@ async fn child(path: &str, name: &str) {
         if v >= TARGET {
             return;
         }
-        let e = NewEvent::new("shared.wrote", &serde_json::json!({ "by": name, "expected": v })).unwrap();
+        let e = NewEvent::new(
+            "shared.wrote",
+            &serde_json::json!({ "by": name, "expected": v }),
+        )
+        .unwrap();
         match store.append(&s, ExpectedVersion::Exact(v), vec![e]).await {
             Ok(r) => writeln!(out, "won {}", r.version).unwrap(),
             Err(Error::Conflict { actual, .. }) => {
@@ -55,7 +61,12 @@ async fn two_processes_exact_appends_write_each_version_once() {
         .into_iter()
         .map(|name| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["two_processes_exact_appends_write_each_version_once", "--exact", "--nocapture", "--test-threads=1"])
+                .args([
+                    "two_processes_exact_appends_write_each_version_once",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_ENV, &path)
                 .env(CHILD_NAME_ENV, name)
                 .stdout(Stdio::piped())
@@ -67,7 +78,11 @@ async fn two_processes_exact_appends_write_each_version_once() {
     let mut losses = 0;
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a writer process failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "a writer process failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         for line in String::from_utf8(out.stdout).unwrap().lines() {
             if let Some(v) = line.strip_prefix("won ") {
                 *won.entry(v.parse().unwrap()).or_default() += 1;
@@ -76,17 +91,31 @@ async fn two_processes_exact_appends_write_each_version_once() {
             }
         }
     }
-    assert!(won.values().all(|n| *n == 1), "a version was won twice: {won:?}");
+    assert!(
+        won.values().all(|n| *n == 1),
+        "a version was won twice: {won:?}"
+    );
     let mut versions: Vec<u64> = won.keys().copied().collect();
     versions.sort_unstable();
-    assert_eq!(versions, (1..=TARGET).collect::<Vec<_>>(), "every version won exactly once");
+    assert_eq!(
+        versions,
+        (1..=TARGET).collect::<Vec<_>>(),
+        "every version won exactly once"
+    );
     assert!(losses > 0, "the two processes raced (some append lost)");
 
     let store = SqliteEventStore::open(&path).await.unwrap();
     let events = store.read_stream(&shared(), 1, usize::MAX).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=TARGET).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=TARGET).collect::<Vec<_>>()
+    );
     for e in &events {
         let p: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
-        assert_eq!(p["expected"].as_u64().unwrap() + 1, e.version, "each event was appended at the version it expected");
+        assert_eq!(
+            p["expected"].as_u64().unwrap() + 1,
+            e.version,
+            "each event was appended at the version it expected"
+        );
     }
 }

@@ -10,12 +10,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const INSERT_EVENT: &str = "INSERT INTO events (stream_id, category, stream_version, event_id, event_type, \
+const INSERT_EVENT: &str =
+    "INSERT INTO events (stream_id, category, stream_version, event_id, event_type, \
      schema_version, payload, metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const STREAM_STATE: &str = "SELECT version, deleted FROM streams WHERE stream_id = ?1";
-const STREAM_SET_VERSION: &str = "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 0) \
+const STREAM_SET_VERSION: &str =
+    "INSERT INTO streams (stream_id, version, deleted) VALUES (?1, ?2, 0) \
      ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version";
-const COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata";
+const COLUMNS: &str =
+    "position, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata";
 const LOAD_SNAPSHOT: &str = "SELECT version, state FROM snapshots WHERE stream_id = ?1";
 
 /// A factory of fresh sqlite pairs: a new temporary file per scenario, opened by the store
@@ -26,8 +29,17 @@ pub fn factory() -> Option<PairFactory> {
             let dir = tempfile::tempdir().map_err(Error::store)?;
             let path = dir.path().join("bench.db");
             let store = SqliteEventStore::open(&path).await?;
-            let raw = SqliteRaw { path, writers: Pool::default(), readers: Pool::default(), _dir: dir };
-            Ok(StorePair { name: "sqlite", store: Arc::new(store), raw: Arc::new(raw) })
+            let raw = SqliteRaw {
+                path,
+                writers: Pool::default(),
+                readers: Pool::default(),
+                _dir: dir,
+            };
+            Ok(StorePair {
+                name: "sqlite",
+                store: Arc::new(store),
+                raw: Arc::new(raw),
+            })
         })
     }))
 }
@@ -162,7 +174,9 @@ impl RawStore for SqliteRaw {
     async fn read_log(&self, after: (i64, i64), limit: usize) -> Result<Vec<RawRow>> {
         self.readers
             .run(&self.path, move |conn| {
-                let sql = format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2");
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+                );
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(rusqlite::params![after.1, limit as i64], row)?;
                 rows.collect()
