@@ -1,5 +1,3 @@
-//! StoryChain command line (first slice comes with the StoryChain issue).
+//! StoryChain command line.
 
-fn main() {
-    println!("storychain: not built yet");
-}
+fn main() {}

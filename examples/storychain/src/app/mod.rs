@@ -1,0 +1,172 @@
+//! The application service: what the CLI calls now and the HTTP API will call later.
+//!
+//! It owns the store and one repository per aggregate, reads the clock (aggregates never do),
+//! checks rules that span aggregates (who may write in a private story) and passes what it
+//! read into the commands, which decide against their own state.
+
+mod commands;
+mod contributions;
+mod error;
+mod runtime;
+
+pub use error::AppError;
+pub use runtime::{ProjectionStatus, Settled};
+
+use crate::domain::{
+    ChapterTree, Collaboration, Engagement, Inbox, PullRequest, Story, User, Username,
+};
+use recount::{Aggregate, CommandContext, CommandError, Event, Repository};
+use recount_sqlite::SqliteEventStore;
+use std::path::Path;
+
+/// A repository over the SQLite store.
+pub type Repo<A> = Repository<A, SqliteEventStore>;
+
+/// One event a command wrote: stream, version, type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenEvent {
+    /// The stream, e.g. `story-0192…`.
+    pub stream: String,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its type, e.g. `story.created`.
+    pub event_type: &'static str,
+}
+
+/// What an accepted command did: the id of what it made or changed, and the events written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The id of the user, story, chapter or pull request concerned.
+    pub id: String,
+    /// The events written, in order (possibly on several streams).
+    pub events: Vec<WrittenEvent>,
+}
+
+impl Written {
+    fn and(mut self, other: Written) -> Written {
+        self.events.extend(other.events);
+        self
+    }
+
+    fn with_id(mut self, id: impl Into<String>) -> Written {
+        self.id = id.into();
+        self
+    }
+}
+
+/// StoryChain on one event store: repositories for every aggregate.
+#[derive(Debug, Clone)]
+pub struct StoryChain {
+    store: SqliteEventStore,
+    pub(crate) usernames: Repo<Username>,
+    pub(crate) users: Repo<User>,
+    pub(crate) stories: Repo<Story>,
+    pub(crate) collaborations: Repo<Collaboration>,
+    pub(crate) chapters: Repo<ChapterTree>,
+    pub(crate) prs: Repo<PullRequest>,
+    pub(crate) engagements: Repo<Engagement>,
+    pub(crate) inboxes: Repo<Inbox>,
+}
+
+/// Decisions again after a conflict. A story's chapter tree is one stream that many writers
+/// may continue at once; every round of a race lets one writer through, so the bound must
+/// exceed the number of concurrent writers expected on one story.
+const CONFLICT_RETRIES: u32 = 64;
+
+fn repo<A: Aggregate>(store: &SqliteEventStore) -> Repo<A> {
+    Repository::new(store.clone()).with_max_conflict_retries(CONFLICT_RETRIES)
+}
+
+impl StoryChain {
+    /// StoryChain over an open store.
+    pub fn new(store: SqliteEventStore) -> Self {
+        StoryChain {
+            usernames: repo(&store),
+            users: repo(&store),
+            stories: repo(&store),
+            collaborations: repo(&store),
+            chapters: repo(&store),
+            prs: repo(&store),
+            engagements: repo(&store),
+            inboxes: repo(&store),
+            store,
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, AppError> {
+        Ok(Self::new(SqliteEventStore::open(path).await?))
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &SqliteEventStore {
+        &self.store
+    }
+
+    /// Loads a user.
+    pub async fn user(&self, user_id: &str) -> Result<User, AppError> {
+        Ok(self.users.load(user_id).await?.state)
+    }
+
+    /// Loads a story.
+    pub async fn story(&self, story_id: &str) -> Result<Story, AppError> {
+        Ok(self.stories.load(story_id).await?.state)
+    }
+
+    /// Loads a story's chapter tree.
+    pub async fn chapter_tree(&self, story_id: &str) -> Result<ChapterTree, AppError> {
+        Ok(self.chapters.load(story_id).await?.state)
+    }
+
+    /// Loads a pull request.
+    pub async fn pull_request(&self, pr_id: &str) -> Result<PullRequest, AppError> {
+        Ok(self.prs.load(pr_id).await?.state)
+    }
+
+    /// The user id holding `username`, if reserved.
+    pub async fn user_id_of(&self, username: &str) -> Result<Option<String>, AppError> {
+        Ok(self.usernames.load(username).await?.state.owner)
+    }
+}
+
+/// A context for a command sent by `actor`.
+pub fn by(actor: &str) -> CommandContext {
+    CommandContext::new().with_user(actor)
+}
+
+/// Executes a command and reports the events it wrote with their stream versions.
+pub async fn exec<A, F>(
+    repo: &Repo<A>,
+    id: &str,
+    ctx: &CommandContext,
+    mut decide: F,
+) -> Result<Written, CommandError<A::Error>>
+where
+    A: Aggregate,
+    F: FnMut(&A) -> Result<Vec<A::Event>, A::Error> + Send,
+{
+    let mut types = Vec::new();
+    let done = repo
+        .execute(id, ctx, |state| {
+            let events = decide(state)?;
+            types = events.iter().map(Event::event_type).collect();
+            Ok(events)
+        })
+        .await?;
+    let stream = repo.stream_id(id)?.to_string();
+    let n = done.event_ids.len() as u64;
+    let first = done.version + 1 - n.min(done.version + 1);
+    let events = if n == 0 { Vec::new() } else { types };
+    Ok(Written {
+        id: id.to_owned(),
+        events: events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event_type)| WrittenEvent {
+                stream: stream.clone(),
+                version: first + i as u64,
+                event_type,
+            })
+            .collect(),
+    })
+}

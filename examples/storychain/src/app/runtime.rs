@@ -1,0 +1,116 @@
+//! Running what follows the log: process managers, projections, rebuilds.
+
+use super::{AppError, StoryChain};
+use crate::process::{MergeManager, MilestoneManager};
+use crate::readmodel::{active, projection, AnyProjection, PROJECTIONS};
+use recount::projection::{checkpoint_name, rebuild, ProcessRunner, Progress, ProjectionRunner};
+use recount::{Cursor, EventStore};
+use recount_sqlite::SqliteEventStore;
+
+/// What [`StoryChain::settle`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Events handled by process managers.
+    pub processed: u64,
+    /// Events handled by projections.
+    pub projected: u64,
+}
+
+/// Where one projection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    /// Its name.
+    pub name: &'static str,
+    /// The version readers use.
+    pub version: u32,
+    /// Its checkpoint (`None`: never run).
+    pub checkpoint: Option<Cursor>,
+    /// Events it has still to handle.
+    pub lag: u64,
+}
+
+impl StoryChain {
+    /// The runner of projection `name` at its active version.
+    pub async fn projection_runner(
+        &self,
+        name: &str,
+    ) -> Result<ProjectionRunner<SqliteEventStore, AnyProjection>, AppError> {
+        let version = active(self.store(), name).await?;
+        Ok(ProjectionRunner::new(
+            self.store().clone(),
+            projection(self.store(), name, version)?,
+        ))
+    }
+
+    /// Brings every projection up to date; returns the events handled.
+    pub async fn run_projections(&self) -> Result<u64, AppError> {
+        let mut n = 0;
+        for name in PROJECTIONS {
+            n += self.projection_runner(name).await?.catch_up().await?;
+        }
+        Ok(n)
+    }
+
+    /// Brings the process managers up to date; returns the events handled.
+    pub async fn run_processes(&self) -> Result<u64, AppError> {
+        let merges = ProcessRunner::new(self.store().clone(), MergeManager::new(self.clone()));
+        let milestones =
+            ProcessRunner::new(self.store().clone(), MilestoneManager::new(self.clone()));
+        Ok(merges.catch_up().await? + milestones.catch_up().await?)
+    }
+
+    /// Runs process managers until they have nothing left (their commands may trigger each
+    /// other: a merged chapter can be a branch that reaches a milestone), then projections.
+    pub async fn settle(&self) -> Result<Settled, AppError> {
+        let mut settled = Settled::default();
+        loop {
+            let n = self.run_processes().await?;
+            settled.processed += n;
+            if n == 0 {
+                break;
+            }
+        }
+        settled.projected = self.run_projections().await?;
+        Ok(settled)
+    }
+
+    /// Version, checkpoint and lag of every projection.
+    pub async fn projection_status(&self) -> Result<Vec<ProjectionStatus>, AppError> {
+        let mut out = Vec::new();
+        for name in PROJECTIONS {
+            let version = active(self.store(), name).await?;
+            let checkpoint = self
+                .store()
+                .load_checkpoint(&checkpoint_name(name, version, None))
+                .await?;
+            let filter =
+                recount::projection::Projection::filter(&projection(self.store(), name, version)?);
+            let lag = self
+                .store()
+                .count_after(checkpoint.unwrap_or(Cursor::START), &filter)
+                .await?;
+            out.push(ProjectionStatus {
+                name,
+                version,
+                checkpoint,
+                lag,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds projection `name`: version v+1 is built by replay beside the live v, readers
+    /// are switched to it, and v's tables are dropped. Returns (v, v+1, events replayed).
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        batch_size: usize,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<(u32, u32, u64), AppError> {
+        let from = active(self.store(), name).await?;
+        let previous = projection(self.store(), name, from)?;
+        let next = projection(self.store(), name, from + 1)?;
+        let n = rebuild(self.store(), next, Some(&previous), batch_size, progress).await?;
+        Ok((from, from + 1, n))
+    }
+}

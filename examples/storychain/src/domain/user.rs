@@ -1,0 +1,217 @@
+//! Users: registration, profile, follows, and XP credited by process managers.
+
+use chrono::{DateTime, Utc};
+use recount::aggregate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// A user (stream `user-<id>`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The reserved username (empty until registered).
+    pub username: String,
+    /// The name shown to others.
+    pub display_name: String,
+    /// Users this one follows.
+    pub following: BTreeSet<String>,
+    /// Keys of XP credits already granted (so a credit is never granted twice).
+    pub credits: BTreeSet<String>,
+}
+
+/// Why a user command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// Registering twice.
+    #[error("the user is already registered")]
+    AlreadyRegistered,
+    /// A command on a user never registered.
+    #[error("the user is not registered")]
+    NotRegistered,
+    /// A display name that is empty or over 60 characters.
+    #[error("the display name must have 1 to 60 characters")]
+    InvalidDisplayName,
+    /// Following oneself.
+    #[error("a user cannot follow themselves")]
+    CannotFollowSelf,
+    /// Following someone already followed.
+    #[error("already following `{0}`")]
+    AlreadyFollowing(String),
+    /// Unfollowing someone not followed.
+    #[error("not following `{0}`")]
+    NotFollowing(String),
+    /// An XP credit that is not positive.
+    #[error("an XP credit must be positive")]
+    InvalidCredit,
+    /// The same credit (same key) granted again.
+    #[error("XP credit `{0}` was already granted")]
+    AlreadyCredited(String),
+}
+
+#[aggregate(category = "user", error = UserError)]
+impl User {
+    /// The user registered under a reserved username.
+    #[event(name = "user.registered")]
+    fn registered(
+        &mut self,
+        user_id: String,
+        username: String,
+        display_name: String,
+        at: DateTime<Utc>,
+    ) {
+        self.username = username;
+        self.display_name = display_name;
+    }
+
+    /// The user changed their profile.
+    #[event(name = "user.profile_updated")]
+    fn profile_updated(
+        &mut self,
+        user_id: String,
+        display_name: String,
+        bio: String,
+        at: DateTime<Utc>,
+    ) {
+        self.display_name = display_name;
+    }
+
+    /// The user followed another.
+    #[event(name = "user.followed")]
+    fn followed(&mut self, user_id: String, followee: String, at: DateTime<Utc>) {
+        self.following.insert(followee);
+    }
+
+    /// The user stopped following another.
+    #[event(name = "user.unfollowed")]
+    fn unfollowed(&mut self, user_id: String, followee: String, at: DateTime<Utc>) {
+        self.following.remove(&followee);
+    }
+
+    /// XP was credited (by a process manager, e.g. for a merged pull request).
+    #[event(name = "user.xp_credited")]
+    fn xp_credited(
+        &mut self,
+        user_id: String,
+        amount: u32,
+        reason: String,
+        key: String,
+        at: DateTime<Utc>,
+    ) {
+        self.credits.insert(key);
+    }
+
+    fn registered_check(&self) -> Result<(), UserError> {
+        if self.username.is_empty() {
+            return Err(UserError::NotRegistered);
+        }
+        Ok(())
+    }
+
+    /// Registers user `user_id` (its username already reserved).
+    pub fn register(
+        &self,
+        user_id: &str,
+        username: &str,
+        display_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if !self.username.is_empty() {
+            return Err(UserError::AlreadyRegistered);
+        }
+        check_display_name(display_name)?;
+        Ok(vec![UserEvent::Registered {
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            display_name: display_name.to_owned(),
+            at: now,
+        }])
+    }
+
+    /// Updates the display name and bio.
+    pub fn update_profile(
+        &self,
+        user_id: &str,
+        display_name: &str,
+        bio: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        check_display_name(display_name)?;
+        Ok(vec![UserEvent::ProfileUpdated {
+            user_id: user_id.to_owned(),
+            display_name: display_name.to_owned(),
+            bio: bio.to_owned(),
+            at: now,
+        }])
+    }
+
+    /// Follows `followee`.
+    pub fn follow(
+        &self,
+        user_id: &str,
+        followee: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        if user_id == followee {
+            return Err(UserError::CannotFollowSelf);
+        }
+        if self.following.contains(followee) {
+            return Err(UserError::AlreadyFollowing(followee.to_owned()));
+        }
+        Ok(vec![UserEvent::Followed {
+            user_id: user_id.to_owned(),
+            followee: followee.to_owned(),
+            at: now,
+        }])
+    }
+
+    /// Stops following `followee`.
+    pub fn unfollow(
+        &self,
+        user_id: &str,
+        followee: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        if !self.following.contains(followee) {
+            return Err(UserError::NotFollowing(followee.to_owned()));
+        }
+        Ok(vec![UserEvent::Unfollowed {
+            user_id: user_id.to_owned(),
+            followee: followee.to_owned(),
+            at: now,
+        }])
+    }
+
+    /// Credits `amount` XP for `reason`, once per `key`.
+    pub fn credit_xp(
+        &self,
+        user_id: &str,
+        amount: u32,
+        reason: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        if amount == 0 {
+            return Err(UserError::InvalidCredit);
+        }
+        if self.credits.contains(key) {
+            return Err(UserError::AlreadyCredited(key.to_owned()));
+        }
+        Ok(vec![UserEvent::XpCredited {
+            user_id: user_id.to_owned(),
+            amount,
+            reason: reason.to_owned(),
+            key: key.to_owned(),
+            at: now,
+        }])
+    }
+}
+
+fn check_display_name(name: &str) -> Result<(), UserError> {
+    if name.trim().is_empty() || name.chars().count() > 60 {
+        return Err(UserError::InvalidDisplayName);
+    }
+    Ok(())
+}

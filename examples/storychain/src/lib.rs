@@ -1,0 +1,18 @@
+//! # StoryChain
+//!
+//! A collaborative-fiction platform built on Recount: authors write stories whose chapters
+//! branch into alternative continuations, invite collaborators, review contributions as pull
+//! requests, and earn XP, levels and badges.
+//!
+//! - [`domain`]: the aggregates (`#[recount::aggregate]`), pure and synchronous.
+//! - [`readmodel`]: SQL read models on SQLite, fed by projections, and their queries.
+//! - [`process`]: process managers (pull request merged, milestones).
+//! - [`app`]: the application service the CLI (and later the HTTP API) calls.
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod domain;
+pub mod process;
+pub mod readmodel;
+
+pub use app::{AppError, StoryChain, Written};

@@ -1,0 +1,236 @@
+//! Process managers: what happens because something happened.
+//!
+//! Each runs on a [`ProcessRunner`](recount::projection::ProcessRunner), which hands it a
+//! [`Steps`] per triggering event: every command carries the trigger's correlation id, has the
+//! trigger as causation id, and a command id derived from the trigger and the step, so a
+//! restarted manager re-sending a step is recognised. Commands use the trigger's own time as
+//! `now`, so a re-sent step decides exactly the same events.
+
+use crate::app::{exec, StoryChain};
+use crate::domain::{
+    ChapterAccess, ChapterError, EngagementEvent, InboxError, MilestoneKind, NewChapter,
+    PullRequestEvent, StoryError, StoryStatus, UserError, MILESTONES,
+};
+use crate::readmodel::MERGED_PR_XP;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use recount::projection::{ProcessManager, Steps};
+use recount::{BoxError, CommandContext, CommandError, LogFilter, RecordedEvent};
+use std::collections::BTreeMap;
+
+/// Treats "already done" rejections as success: a re-sent step after a restart finds its
+/// effect in place. Any other rejection is returned for the caller to handle.
+fn done_or<E>(
+    r: Result<crate::app::Written, CommandError<E>>,
+    already: impl Fn(&E) -> bool,
+) -> Result<Option<E>, BoxError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(None),
+        Err(CommandError::Rejected(e)) if already(&e) => Ok(None),
+        Err(CommandError::Rejected(e)) => Ok(Some(e)),
+        Err(CommandError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// On `pr.merged`: the chapter is created on the story, the author is credited XP, the story's
+/// owner (and the author) are notified.
+#[derive(Debug, Clone)]
+pub struct MergeManager {
+    app: StoryChain,
+}
+
+impl MergeManager {
+    /// The manager, sending commands through `app`'s repositories.
+    pub fn new(app: StoryChain) -> Self {
+        MergeManager { app }
+    }
+
+    async fn notify(
+        &self,
+        ctx: &CommandContext,
+        user: &str,
+        message: &str,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), BoxError> {
+        let r = exec(&self.app.inboxes, user, ctx, |i| {
+            i.notify(user, "pr_merged", message, key, at)
+        })
+        .await;
+        done_or(r, |e| matches!(e, InboxError::AlreadySent(_)))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProcessManager for MergeManager {
+    type State = ();
+
+    fn name(&self) -> &str {
+        "pr-merge"
+    }
+
+    fn filter(&self) -> LogFilter {
+        LogFilter::all().event_type("pr.merged")
+    }
+
+    async fn handle(
+        &self,
+        _: &mut (),
+        event: &RecordedEvent,
+        steps: &mut Steps,
+    ) -> Result<(), BoxError> {
+        let PullRequestEvent::Merged {
+            pr_id,
+            story_id,
+            author,
+            merged_by,
+            chapter_id,
+            at,
+        } = event.decode()?
+        else {
+            return Ok(());
+        };
+        let pr = self.app.pull_request(&pr_id).await?;
+        let story = self.app.story(&story_id).await?;
+        let merger = self.app.user(&merged_by).await?.username;
+        let chapter = NewChapter {
+            chapter_id,
+            author: author.clone(),
+            title: pr.title.clone(),
+            content: pr.content,
+            parent: Some(pr.base_chapter),
+        };
+        // A merged pull request may write in a private story: the maintainer's merge is the permission.
+        let access = ChapterAccess {
+            story_open: matches!(story.status, StoryStatus::Draft | StoryStatus::Published),
+            may_write: true,
+        };
+        let key = format!("pr-merged:{pr_id}");
+        let r = exec(&self.app.chapters, &story_id, &steps.next_step(), |t| {
+            t.create(&story_id, access, &chapter, at)
+        })
+        .await;
+        if let Some(refused) = done_or(r, |e| matches!(e, ChapterError::ChapterExists(_)))? {
+            // The story closed between merge and chapter: tell the owner, credit nothing.
+            let message = format!(
+                "The merge of “{}” could not add its chapter: {refused}",
+                pr.title
+            );
+            return self
+                .notify(&steps.named("refused"), &story.owner, &message, &key, at)
+                .await;
+        }
+        let r = exec(&self.app.users, &author, &steps.next_step(), |u| {
+            u.credit_xp(&author, MERGED_PR_XP, "pull request merged", &key, at)
+        })
+        .await;
+        done_or(r, |e| matches!(e, UserError::AlreadyCredited(_)))?;
+        let message = format!("{merger} merged “{}” into “{}”", pr.title, story.title);
+        self.notify(&steps.next_step(), &story.owner, &message, &key, at)
+            .await?;
+        if author != story.owner {
+            self.notify(&steps.next_step(), &author, &message, &key, at)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts votes (net), reads and branches per story and records a milestone on the story when
+/// a count reaches 10, 100 or 1,000.
+#[derive(Debug, Clone)]
+pub struct MilestoneManager {
+    app: StoryChain,
+}
+
+impl MilestoneManager {
+    /// The manager, sending commands through `app`'s repositories.
+    pub fn new(app: StoryChain) -> Self {
+        MilestoneManager { app }
+    }
+}
+
+/// Counts per story: net votes, reads, branches.
+pub type MilestoneCounts = BTreeMap<String, [i64; 3]>;
+
+#[async_trait]
+impl ProcessManager for MilestoneManager {
+    type State = MilestoneCounts;
+
+    fn name(&self) -> &str {
+        "milestones"
+    }
+
+    fn filter(&self) -> LogFilter {
+        [
+            "vote.cast",
+            "vote.changed",
+            "reading.recorded",
+            "chapter.branched",
+        ]
+        .into_iter()
+        .fold(LogFilter::all(), LogFilter::event_type)
+    }
+
+    async fn handle(
+        &self,
+        counts: &mut MilestoneCounts,
+        event: &RecordedEvent,
+        steps: &mut Steps,
+    ) -> Result<(), BoxError> {
+        let (story_id, kind, delta, at) = match event.stream.category() {
+            "chapter" => match event.decode()? {
+                crate::domain::ChapterTreeEvent::Branched { story_id, at, .. } => {
+                    (story_id, MilestoneKind::Branches, 1, at)
+                }
+                _ => return Ok(()),
+            },
+            _ => match event.decode()? {
+                EngagementEvent::VoteCast {
+                    target, value, at, ..
+                } => (target.story_id, MilestoneKind::Votes, i64::from(value), at),
+                EngagementEvent::VoteChanged {
+                    target,
+                    value,
+                    previous,
+                    at,
+                    ..
+                } => (
+                    target.story_id,
+                    MilestoneKind::Votes,
+                    i64::from(value - previous),
+                    at,
+                ),
+                EngagementEvent::ReadingRecorded { target, at, .. } => {
+                    (target.story_id, MilestoneKind::Reads, 1, at)
+                }
+                _ => return Ok(()),
+            },
+        };
+        let slot = &mut counts.entry(story_id.clone()).or_default()[kind as usize];
+        let before = *slot;
+        *slot += delta;
+        let after = *slot;
+        for threshold in MILESTONES
+            .into_iter()
+            .filter(|t| before < *t as i64 && after >= *t as i64)
+        {
+            let ctx = steps.named(&format!("{kind:?}-{threshold}"));
+            let r = exec(&self.app.stories, &story_id, &ctx, |s| {
+                s.reach_milestone(&story_id, kind, threshold, at)
+            })
+            .await;
+            done_or(r, |e| {
+                matches!(
+                    e,
+                    StoryError::MilestoneAlreadyReached(..) | StoryError::NotFound
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
