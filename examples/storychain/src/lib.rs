@@ -8,7 +8,7 @@
 //! - [`readmodel`]: SQL read models on SQLite, fed by projections, and their queries.
 //! - [`process`]: process managers (pull request merged, milestones).
 //! - [`app`]: the application service the CLI (and later the HTTP API) calls.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line (clap); [`commands`]: what each command does.
 
 pub mod app;
 pub mod domain;
@@ -16,3 +16,5 @@ pub mod process;
 pub mod readmodel;
 
 pub use app::{AppError, StoryChain, Written};
+pub mod cli;
+pub mod commands;

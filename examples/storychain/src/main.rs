@@ -1,3 +1,58 @@
-//! StoryChain command line.
+//! StoryChain command line: parses the arguments and dispatches.
 
-fn main() {}
+use clap::Parser;
+use storychain::cli::{Cli, Command};
+use storychain::commands;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("storychain: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo { db, fresh } => commands::demo(&db.db, fresh).await,
+            Command::Generate {
+                events,
+                db,
+                seed,
+                writers,
+            } => commands::generate(&db.db, events, seed, writers).await,
+            Command::Rebuild {
+                projection,
+                db,
+                batch,
+            } => commands::rebuild(&db.db, &projection, batch).await,
+            Command::Projections { db, catch_up } => commands::projections(&db.db, catch_up).await,
+            Command::Events {
+                db,
+                stream,
+                event_type,
+                category,
+                limit,
+            } => commands::events(&db.db, stream, event_type, category, limit).await,
+            Command::Catalogue {
+                db,
+                genre,
+                author,
+                status,
+                sort,
+                limit,
+            } => commands::catalogue(&db.db, genre, author, status, &sort, limit).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("storychain: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -11,12 +11,13 @@ use crate::domain::{
     ChapterAccess, ChapterError, EngagementEvent, InboxError, MilestoneKind, NewChapter,
     PullRequestEvent, StoryError, StoryStatus, UserError, MILESTONES,
 };
+use crate::readmodel::ReadModels;
 use crate::readmodel::MERGED_PR_XP;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use recount::projection::{ProcessManager, Steps};
 use recount::{BoxError, CommandContext, CommandError, LogFilter, RecordedEvent};
-use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Treats "already done" rejections as success: a re-sent step after a restart finds its
 /// effect in place. Any other rejection is returned for the caller to handle.
@@ -140,26 +141,31 @@ impl ProcessManager for MergeManager {
     }
 }
 
-/// Counts votes (net), reads and branches per story and records a milestone on the story when
-/// a count reaches 10, 100 or 1,000.
-#[derive(Debug, Clone)]
+/// Records a milestone on a story when its net votes, reads or branches reach 10, 100 or
+/// 1,000.
+///
+/// It keeps no state of its own: [`ProcessRunner`](recount::projection::ProcessRunner) saves a
+/// manager's whole state after every event, so a count per story would cost O(stories) per
+/// event. It reads the counts from the catalogue instead (brought up to date before it runs),
+/// and the story itself refuses a milestone recorded twice, so a late or repeated look is
+/// harmless.
+#[derive(Debug)]
 pub struct MilestoneManager {
     app: StoryChain,
+    models: Mutex<ReadModels>,
 }
 
 impl MilestoneManager {
     /// The manager, sending commands through `app`'s repositories.
-    pub fn new(app: StoryChain) -> Self {
-        MilestoneManager { app }
+    pub async fn new(app: StoryChain) -> Result<Self, recount::Error> {
+        let models = Mutex::new(ReadModels::open(app.store()).await?);
+        Ok(MilestoneManager { app, models })
     }
 }
 
-/// Counts per story: net votes, reads, branches.
-pub type MilestoneCounts = BTreeMap<String, [i64; 3]>;
-
 #[async_trait]
 impl ProcessManager for MilestoneManager {
-    type State = MilestoneCounts;
+    type State = ();
 
     fn name(&self) -> &str {
         "milestones"
@@ -178,58 +184,53 @@ impl ProcessManager for MilestoneManager {
 
     async fn handle(
         &self,
-        counts: &mut MilestoneCounts,
+        _: &mut (),
         event: &RecordedEvent,
         steps: &mut Steps,
     ) -> Result<(), BoxError> {
-        let (story_id, kind, delta, at) = match event.stream.category() {
+        let (story_id, at) = match event.stream.category() {
             "chapter" => match event.decode()? {
-                crate::domain::ChapterTreeEvent::Branched { story_id, at, .. } => {
-                    (story_id, MilestoneKind::Branches, 1, at)
-                }
+                crate::domain::ChapterTreeEvent::Branched { story_id, at, .. } => (story_id, at),
                 _ => return Ok(()),
             },
             _ => match event.decode()? {
-                EngagementEvent::VoteCast {
-                    target, value, at, ..
-                } => (target.story_id, MilestoneKind::Votes, i64::from(value), at),
-                EngagementEvent::VoteChanged {
-                    target,
-                    value,
-                    previous,
-                    at,
-                    ..
-                } => (
-                    target.story_id,
-                    MilestoneKind::Votes,
-                    i64::from(value - previous),
-                    at,
-                ),
-                EngagementEvent::ReadingRecorded { target, at, .. } => {
-                    (target.story_id, MilestoneKind::Reads, 1, at)
-                }
+                EngagementEvent::VoteCast { target, at, .. }
+                | EngagementEvent::VoteChanged { target, at, .. }
+                | EngagementEvent::ReadingRecorded { target, at, .. } => (target.story_id, at),
                 _ => return Ok(()),
             },
         };
-        let slot = &mut counts.entry(story_id.clone()).or_default()[kind as usize];
-        let before = *slot;
-        *slot += delta;
-        let after = *slot;
-        for threshold in MILESTONES
-            .into_iter()
-            .filter(|t| before < *t as i64 && after >= *t as i64)
-        {
-            let ctx = steps.named(&format!("{kind:?}-{threshold}"));
-            let r = exec(&self.app.stories, &story_id, &ctx, |s| {
-                s.reach_milestone(&story_id, kind, threshold, at)
-            })
-            .await;
-            done_or(r, |e| {
-                matches!(
-                    e,
-                    StoryError::MilestoneAlreadyReached(..) | StoryError::NotFound
-                )
-            })?;
+        let counts = self
+            .models
+            .lock()
+            .map_err(|_| "read models poisoned")?
+            .story_counts(&story_id)?;
+        let Some(counts) = counts.filter(|c| c.iter().any(|n| *n >= MILESTONES[0] as i64)) else {
+            return Ok(());
+        };
+        let story = self.app.story(&story_id).await?;
+        let kinds = [
+            MilestoneKind::Votes,
+            MilestoneKind::Reads,
+            MilestoneKind::Branches,
+        ];
+        for (kind, count) in kinds.into_iter().zip(counts) {
+            for threshold in MILESTONES
+                .into_iter()
+                .filter(|t| count >= *t as i64 && !story.milestones.contains(&(kind, *t)))
+            {
+                let ctx = steps.named(&format!("{kind:?}-{threshold}"));
+                let r = exec(&self.app.stories, &story_id, &ctx, |s| {
+                    s.reach_milestone(&story_id, kind, threshold, at)
+                })
+                .await;
+                done_or(r, |e| {
+                    matches!(
+                        e,
+                        StoryError::MilestoneAlreadyReached(..) | StoryError::NotFound
+                    )
+                })?;
+            }
         }
         Ok(())
     }

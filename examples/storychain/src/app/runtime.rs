@@ -54,24 +54,26 @@ impl StoryChain {
     /// Brings the process managers up to date; returns the events handled.
     pub async fn run_processes(&self) -> Result<u64, AppError> {
         let merges = ProcessRunner::new(self.store().clone(), MergeManager::new(self.clone()));
-        let milestones =
-            ProcessRunner::new(self.store().clone(), MilestoneManager::new(self.clone()));
+        let milestones = ProcessRunner::new(
+            self.store().clone(),
+            MilestoneManager::new(self.clone()).await?,
+        );
         Ok(merges.catch_up().await? + milestones.catch_up().await?)
     }
 
-    /// Runs process managers until they have nothing left (their commands may trigger each
-    /// other: a merged chapter can be a branch that reaches a milestone), then projections.
+    /// Runs projections and process managers until nothing is left: the milestone manager
+    /// reads the catalogue, and managers' commands may trigger each other (a merged chapter
+    /// can be a branch that reaches a milestone).
     pub async fn settle(&self) -> Result<Settled, AppError> {
         let mut settled = Settled::default();
         loop {
+            settled.projected += self.run_projections().await?;
             let n = self.run_processes().await?;
             settled.processed += n;
             if n == 0 {
-                break;
+                return Ok(settled);
             }
         }
-        settled.projected = self.run_projections().await?;
-        Ok(settled)
     }
 
     /// Version, checkpoint and lag of every projection.

@@ -120,6 +120,7 @@ impl Filtered for Catalogue {
         "chapter.branched",
         "vote.cast",
         "vote.changed",
+        "reading.recorded",
     ];
 }
 
@@ -129,7 +130,7 @@ impl SqliteReadModel for Catalogue {
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {t} (story_id TEXT PRIMARY KEY, title TEXT NOT NULL, genre TEXT NOT NULL,
                 author_id TEXT NOT NULL, author TEXT NOT NULL, visibility TEXT NOT NULL, status TEXT NOT NULL,
-                votes INTEGER NOT NULL DEFAULT 0, chapters INTEGER NOT NULL DEFAULT 0, branches INTEGER NOT NULL DEFAULT 0,
+                votes INTEGER NOT NULL DEFAULT 0, reads INTEGER NOT NULL DEFAULT 0, chapters INTEGER NOT NULL DEFAULT 0, branches INTEGER NOT NULL DEFAULT 0,
                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {t}_users (user_id TEXT PRIMARY KEY, username TEXT NOT NULL);"
         ))
@@ -174,6 +175,9 @@ impl SqliteReadModel for Catalogue {
                     "votes",
                     i64::from(value) - i64::from(previous),
                 )?,
+                EngagementEvent::ReadingRecorded { target, .. } => {
+                    self.add(tx, &target.story_id, "reads", 1)?
+                }
                 _ => {}
             },
             _ => {}

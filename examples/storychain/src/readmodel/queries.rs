@@ -163,6 +163,18 @@ impl ReadModels {
         rows.collect::<Result<_, _>>().map_err(store_err)
     }
 
+    /// Net votes, reads and branches of a story, as the catalogue has them.
+    pub fn story_counts(&self, story_id: &str) -> Result<Option<[i64; 3]>, Error> {
+        let Some(t) = self.table("catalogue", "")? else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT votes, reads, branches FROM {t} WHERE story_id = ?1");
+        Ok(self
+            .rows(&sql, [story_id], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?
+            .into_iter()
+            .next())
+    }
+
     /// Stories matching `q`.
     pub fn catalogue(&self, q: &CatalogueQuery) -> Result<Vec<StoryRow>, Error> {
         let Some(t) = self.table("catalogue", "")? else {

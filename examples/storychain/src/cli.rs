@@ -1,0 +1,109 @@
+//! The command line, parsed with clap.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// StoryChain: collaborative fiction on Recount, SQLite by default.
+#[derive(Debug, Parser)]
+#[command(name = "storychain", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The database file every command works on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Db {
+    /// The SQLite database file (created when missing).
+    #[arg(long, default_value = "storychain.db")]
+    pub db: PathBuf,
+}
+
+/// StoryChain's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs a scripted scenario and prints commands, events and the resulting read models.
+    Demo {
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Delete the database first.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Writes a realistic synthetic log through the repositories.
+    Generate {
+        /// About how many events to write.
+        #[arg(long)]
+        events: u64,
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// The random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+    },
+    /// Rebuilds a projection beside the live one, then switches readers to it.
+    Rebuild {
+        /// catalogue, chapters, profiles, stats or inbox.
+        projection: String,
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Lists projections with version, checkpoint and lag.
+    Projections {
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Bring them up to date first.
+        #[arg(long)]
+        catch_up: bool,
+    },
+    /// Lists the event log.
+    Events {
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Only this stream, e.g. `story-0193…`.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Only this event type, e.g. `chapter.branched`.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Only this category, e.g. `story`.
+        #[arg(long)]
+        category: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Lists the story catalogue.
+    Catalogue {
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Only this genre (fantasy, sci_fi, mystery, romance, horror).
+        #[arg(long)]
+        genre: Option<String>,
+        /// Only stories by this username.
+        #[arg(long)]
+        author: Option<String>,
+        /// Only this status (draft, published, archived).
+        #[arg(long)]
+        status: Option<String>,
+        /// Order: votes or recent.
+        #[arg(long, default_value = "votes")]
+        sort: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}

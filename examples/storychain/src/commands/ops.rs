@@ -1,0 +1,138 @@
+//! Operator commands: rebuild, projections, events, catalogue.
+
+use super::render::print_catalogue;
+use super::{progress_bar, CliResult};
+use crate::app::StoryChain;
+use crate::readmodel::{CatalogueQuery, ReadModels, Sort};
+use recount::{Cursor, EventStore, LogFilter, StreamId};
+use std::path::Path;
+use std::time::Instant;
+
+/// `storychain rebuild <projection>`: builds version v+1 beside v with a progress bar
+/// (done / total, events/s, ETA), switches readers, drops v.
+pub async fn rebuild(db: &Path, name: &str, batch: usize) -> CliResult {
+    let app = StoryChain::open(db).await?;
+    let bar = progress_bar(
+        0,
+        "{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+    );
+    bar.set_message(format!("rebuilding {name}"));
+    let started = Instant::now();
+    let (from, to, n) = app
+        .rebuild(name, batch, |p| {
+            bar.set_length(p.done + p.remaining);
+            bar.set_position(p.done);
+        })
+        .await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!("rebuilt {name}: v{from} -> v{to}, {n} events in {secs:.2}s ({:.0} events/s); readers now use v{to}, v{from} dropped", n as f64 / secs);
+    Ok(())
+}
+
+/// `storychain projections`: version, checkpoint and lag of each.
+pub async fn projections(db: &Path, catch_up: bool) -> CliResult {
+    let app = StoryChain::open(db).await?;
+    if catch_up {
+        let settled = app.settle().await?;
+        println!(
+            "caught up: {} events projected, {} handled by process managers",
+            settled.projected, settled.processed
+        );
+    }
+    println!(
+        "{:<12} {:>7} {:>12} {:>8}",
+        "projection", "version", "checkpoint", "lag"
+    );
+    for s in app.projection_status().await? {
+        let checkpoint = s
+            .checkpoint
+            .map_or_else(|| "-".to_owned(), |c| c.to_string());
+        println!(
+            "{:<12} {:>7} {:>12} {:>8}",
+            s.name,
+            format!("v{}", s.version),
+            checkpoint,
+            s.lag
+        );
+    }
+    Ok(())
+}
+
+/// `storychain events`: the log, or one stream, filtered by type or category.
+pub async fn events(
+    db: &Path,
+    stream: Option<String>,
+    event_type: Option<String>,
+    category: Option<String>,
+    limit: usize,
+) -> CliResult {
+    let app = StoryChain::open(db).await?;
+    let store = app.store();
+    let events = match stream {
+        Some(s) => {
+            let mut events = store.read_stream(&StreamId::parse(&s)?, 1, limit).await?;
+            events.retain(|e| event_type.as_deref().is_none_or(|t| e.event_type == t));
+            events
+        }
+        None => {
+            let mut filter = LogFilter::all();
+            if let Some(t) = event_type {
+                filter = filter.event_type(t);
+            }
+            if let Some(c) = category {
+                filter = filter.category(c);
+            }
+            store.read_all(Cursor::START, &filter, limit).await?.events
+        }
+    };
+    for e in &events {
+        let meta = e.metadata()?;
+        let user = meta.user_id.as_deref().unwrap_or("-");
+        let user = &user[user.len().saturating_sub(8)..];
+        println!(
+            "{:>8} {} {:<48} v{:<4} {:<26} by …{user} {}",
+            e.cursor.to_string(),
+            e.recorded_at.format("%H:%M:%S%.3f"),
+            e.stream.as_str(),
+            e.version,
+            e.event_type,
+            e.payload.chars().take(80).collect::<String>()
+        );
+    }
+    println!("({} events)", events.len());
+    Ok(())
+}
+
+/// `storychain catalogue`: the story catalogue, filtered and sorted.
+pub async fn catalogue(
+    db: &Path,
+    genre: Option<String>,
+    author: Option<String>,
+    status: Option<String>,
+    sort: &str,
+    limit: usize,
+) -> CliResult {
+    let sort = match sort {
+        "votes" => Sort::Votes,
+        "recent" => Sort::Recent,
+        other => return Err(format!("unknown sort `{other}` (votes or recent)").into()),
+    };
+    if let Some(g) = &genre {
+        g.parse::<crate::domain::Genre>()?;
+    }
+    if let Some(s) = &status {
+        s.parse::<crate::domain::StoryStatus>()?;
+    }
+    let app = StoryChain::open(db).await?;
+    app.run_projections().await?;
+    let models = ReadModels::open(app.store()).await?;
+    print_catalogue(&models.catalogue(&CatalogueQuery {
+        genre,
+        author,
+        status,
+        sort,
+        limit,
+    })?);
+    Ok(())
+}
