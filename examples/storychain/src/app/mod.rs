@@ -123,6 +123,24 @@ impl StoryChain {
         Ok(self.prs.load(pr_id).await?.state)
     }
 
+    /// Commands decided again after a version conflict, over every repository: how often
+    /// optimistic concurrency had to step in.
+    pub fn conflict_retries(&self) -> u64 {
+        [
+            self.usernames.stats(),
+            self.users.stats(),
+            self.stories.stats(),
+            self.collaborations.stats(),
+            self.chapters.stats(),
+            self.prs.stats(),
+            self.engagements.stats(),
+            self.inboxes.stats(),
+        ]
+        .iter()
+        .map(|s| s.conflict_retries)
+        .sum()
+    }
+
     /// The user id holding `username`, if reserved.
     pub async fn user_id_of(&self, username: &str) -> Result<Option<String>, AppError> {
         Ok(self.usernames.load(username).await?.state.owner)
