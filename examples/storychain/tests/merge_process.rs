@@ -192,7 +192,7 @@ async fn a_merge_manager_restarted_mid_way_sends_no_command_twice() {
     };
     let pr = scene
         .app
-        .pull_request(&scene.merged.stream.id().to_owned())
+        .pull_request(scene.merged.stream.id())
         .await
         .unwrap();
     let ctx = CommandContext::caused_by(&scene.merged)
