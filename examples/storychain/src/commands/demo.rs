@@ -262,13 +262,10 @@ async fn pull_request(
         app.merge_pr(&pr, chen).await,
     )?;
     n.tell(
-        "ada approves and merges",
-        async {
-            app.review_pr(&pr, ada, Verdict::Approve, "Yes").await?;
-            app.merge_pr(&pr, ada).await
-        }
-        .await,
+        "ada approves",
+        app.review_pr(&pr, ada, Verdict::Approve, "Yes").await,
     )?;
+    n.tell("ada merges", app.merge_pr(&pr, ada).await)?;
     n.tell(
         "ada tries to reject the merged pull request",
         app.reject_pr(&pr, ada, "changed my mind").await,
