@@ -19,6 +19,20 @@ pub(crate) const NUDGE_EVERY: u64 = 128;
 /// The longest the checkpoint thread sleeps.
 const INTERVAL: Duration = Duration::from_millis(250);
 
+/// One round: a `PASSIVE` checkpoint, then a `TRUNCATE` one when the WAL is past the limit.
+///
+/// Under a steady stream of appends a passive checkpoint never catches up with the writer, and
+/// SQLite only starts the WAL over after a checkpoint that did: without the truncating round,
+/// the WAL grows for as long as appends keep coming (seen at 2.3 GB in a 100,000-command run).
+fn checkpoint(conn: &Connection, wal_limit_bytes: u64) -> rusqlite::Result<()> {
+    let wal_pages: i64 = conn.query_row(queries::CHECKPOINT_PASSIVE, [], |r| r.get(1))?;
+    let page_size: i64 = conn.query_row(queries::PAGE_SIZE, [], |r| r.get(0))?;
+    if (wal_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64) > wal_limit_bytes {
+        conn.query_row(queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 /// The checkpoint thread's handle.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
@@ -28,7 +42,7 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread on `conn`.
-    pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
+    pub(crate) fn spawn(conn: Connection, wal_limit_bytes: u64) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -38,7 +52,7 @@ impl Checkpointer {
                     std::thread::park_timeout(INTERVAL);
                     // Busy (another process is checkpointing) or failed: the next round retries,
                     // and nothing depends on a checkpoint but the WAL's size.
-                    if let Err(e) = conn.query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(())) {
+                    if let Err(e) = checkpoint(&conn, wal_limit_bytes) {
                         tracing::debug!(error = %e, "wal checkpoint did not run");
                     }
                 }

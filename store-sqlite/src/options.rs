@@ -24,6 +24,11 @@ pub struct SqliteOptions {
     pub max_group: usize,
     /// Input limits checked before anything is written (default [`Limits::default`]).
     pub limits: Limits,
+    /// The WAL size past which the checkpoint thread stops being polite: its usual `PASSIVE`
+    /// checkpoint never completes while appends keep coming, so the WAL would grow without
+    /// bound; past this size it runs a `TRUNCATE` checkpoint, which waits (up to the busy
+    /// timeout) for a moment with no writer and resets the WAL to empty (default 64 MiB).
+    pub wal_limit_bytes: u64,
 }
 
 impl Default for SqliteOptions {
@@ -34,6 +39,7 @@ impl Default for SqliteOptions {
             readers: 4,
             max_group: 128,
             limits: Limits::default(),
+            wal_limit_bytes: 64 << 20,
         }
     }
 }

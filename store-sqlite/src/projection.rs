@@ -82,7 +82,13 @@ impl<M> Clone for SqliteProjection<M> {
 impl<M: SqliteReadModel> SqliteProjection<M> {
     /// Projection `name`, version 1, fed every event.
     pub fn new(store: SqliteEventStore, name: impl Into<String>, model: M) -> Self {
-        SqliteProjection { store, name: name.into(), version: 1, filter: LogFilter::all(), model: Arc::new(model) }
+        SqliteProjection {
+            store,
+            name: name.into(),
+            version: 1,
+            filter: LogFilter::all(),
+            model: Arc::new(model),
+        }
     }
 
     /// Sets the version.
@@ -124,10 +130,15 @@ impl<M: SqliteReadModel> Projection for SqliteProjection<M> {
     async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> Result<()> {
         let model = self.model.clone();
         self.store
-            .commit_with_checkpoint(&checkpoint.name, checkpoint.expected, checkpoint.new, move |tx| {
-                model.setup(tx)?;
-                events.iter().try_for_each(|e| model.apply(tx, e))
-            })
+            .commit_with_checkpoint(
+                &checkpoint.name,
+                checkpoint.expected,
+                checkpoint.new,
+                move |tx| {
+                    model.setup(tx)?;
+                    events.iter().try_for_each(|e| model.apply(tx, e))
+                },
+            )
             .await
     }
 
@@ -138,7 +149,9 @@ impl<M: SqliteReadModel> Projection for SqliteProjection<M> {
         let at = self.position(&name).await?;
         let model = self.model.clone();
         self.store
-            .commit_with_checkpoint(&name, at, at.unwrap_or(Cursor::START), move |tx| model.drop_tables(tx))
+            .commit_with_checkpoint(&name, at, at.unwrap_or(Cursor::START), move |tx| {
+                model.drop_tables(tx)
+            })
             .await
     }
 }

@@ -18,6 +18,10 @@ pub(crate) const PRAGMA_SYNC_FULL: &str = "PRAGMA synchronous = FULL";
 pub(crate) const PRAGMA_NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 /// Copies committed WAL frames into the database file without blocking writers or readers.
 pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+/// Waits for a moment with no writer, checkpoints everything and empties the WAL.
+pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+/// The page size, to turn the WAL's page count into bytes.
+pub(crate) const PAGE_SIZE: &str = "PRAGMA page_size";
 /// Temporary b-trees (sorting) in memory.
 pub(crate) const PRAGMA_TEMP_MEMORY: &str = "PRAGMA temp_store = MEMORY";
 
@@ -93,6 +97,15 @@ pub(crate) const READ_LOG_TYPE: &str = concat!(
 );
 
 /// The last committed position (0 for an empty log).
+/// Events after a position (for progress and lag).
+pub(crate) const COUNT_AFTER: &str = "SELECT count(*) FROM events WHERE position > ?1";
+
+/// Events after a position in any of the categories or of any of the types (JSON arrays).
+pub(crate) const COUNT_AFTER_FILTERED: &str = concat!(
+    "SELECT count(*) FROM events WHERE position > ?1 AND (",
+    "category IN (SELECT value FROM json_each(?2)) OR event_type IN (SELECT value FROM json_each(?3)))"
+);
+
 pub(crate) const MAX_POSITION: &str = "SELECT coalesce(max(position), 0) FROM events";
 
 // --- snapshots --------------------------------------------------------------------------

@@ -182,6 +182,25 @@ pub(crate) fn read_all(
     Ok(LogBatch { events, last_seen })
 }
 
+/// How many events after `after` pass `filter`, counted by the database.
+pub(crate) fn count_after(conn: &Connection, after: Cursor, filter: &LogFilter) -> Result<u64> {
+    let after_pos = i64::try_from(after.position()).unwrap_or(i64::MAX);
+    let n: i64 = if filter.is_all() {
+        conn.prepare_cached(queries::COUNT_AFTER)
+            .and_then(|mut s| s.query_row([after_pos], |r| r.get(0)))
+    } else {
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        conn.prepare_cached(queries::COUNT_AFTER_FILTERED).and_then(|mut s| {
+            s.query_row(
+                rusqlite::params![after_pos, json(&filter.categories), json(&filter.event_types)],
+                |r| r.get(0),
+            )
+        })
+    }
+    .map_err(error::db)?;
+    Ok(n as u64)
+}
+
 /// The stored snapshot of a stream (item 9).
 pub(crate) fn load_snapshot(conn: &Connection, stream: StreamId) -> Result<Option<Snapshot>> {
     let mut stmt = conn

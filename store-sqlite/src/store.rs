@@ -84,7 +84,7 @@ impl SqliteEventStore {
             .query_row(crate::queries::MAX_POSITION, [], |r| r.get(0))
             .map_err(error::db)?;
         let checkpointer = connect::open_checkpointer(&path, options.busy_timeout)?;
-        let checkpointer = Checkpointer::spawn(checkpointer).map_err(recount::Error::store)?;
+        let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes).map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
         let committed = Arc::new(watch::Sender::new(last as u64));
         let (queue, receiver) = mpsc::channel();
@@ -250,6 +250,14 @@ impl EventStore for SqliteEventStore {
         self.inner
             .readers
             .run(move |conn| reader::read_all(conn, after, &filter, limit))
+            .await
+    }
+
+    async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .run(move |conn| reader::count_after(conn, after, &filter))
             .await
     }
 

@@ -178,3 +178,56 @@ async fn a_row_that_does_not_decode_is_corrupt_and_named() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_wal_stays_bounded_under_steady_appends_with_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let limit = 1u64 << 20;
+    let opts = SqliteOptions { wal_limit_bytes: limit, ..SqliteOptions::default() };
+    let store = SqliteEventStore::open_with(&path, opts).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A reader that never pauses for long, as a live projection would.
+    let reader = tokio::spawn({
+        let (store, stop) = (store.clone(), stop.clone());
+        async move {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.read_all(recount::Cursor::START, &recount::LogFilter::all(), 50).await.unwrap();
+                reads += 1;
+            }
+            reads
+        }
+    });
+    let wal = path.with_extension("db-wal");
+    let mut largest = 0;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let s = StreamId::new("wal", &w.to_string()).unwrap();
+                for i in 0..600u64 {
+                    let batch = (0..10).map(|k| event(i * 10 + k)).collect();
+                    store.append(&s, ExpectedVersion::Any, batch).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for w in writers {
+        w.await.unwrap();
+        written += 1;
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    // Let the checkpoint thread take its next rounds, and look at the WAL meanwhile.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.await.unwrap() > 0 && written == 4);
+    let total: u64 = std::fs::metadata(&path).unwrap().len();
+    let now = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(total > 2 * limit, "the test wrote well past the limit: {total}");
+    assert!(now <= limit, "the WAL was brought back under the limit: {now} bytes (largest seen {largest})");
+}

@@ -56,16 +56,39 @@ impl<S: EventStore + Clone> Fixture<S> {
     }
 }
 
+/// What a conformance factory returns: a [`Fixture`], or `Option<Fixture>` where `None`
+/// skips the test (a store whose server is not there; the factory says why).
+pub trait IntoFixture {
+    /// The store.
+    type Store: EventStore + Clone;
+    /// The fixture, or `None` to skip.
+    fn into_fixture(self) -> Option<Fixture<Self::Store>>;
+}
+
+impl<S: EventStore + Clone> IntoFixture for Fixture<S> {
+    type Store = S;
+    fn into_fixture(self) -> Option<Fixture<S>> {
+        Some(self)
+    }
+}
+
+impl<S: EventStore + Clone> IntoFixture for Option<Fixture<S>> {
+    type Store = S;
+    fn into_fixture(self) -> Option<Fixture<S>> {
+        self
+    }
+}
+
 /// Runs one conformance test on a fresh multi-thread runtime: makes the fixture, runs the
 /// test, tears the fixture down, then re-raises a failure. Used by [`conformance_tests!`].
 ///
 /// [`conformance_tests!`]: crate::conformance_tests
-pub fn run_conformance<S, F, FFut, T, TFut>(factory: F, test: T)
+pub fn run_conformance<X, F, FFut, T, TFut>(factory: F, test: T)
 where
-    S: EventStore + Clone,
+    X: IntoFixture,
     F: FnOnce() -> FFut,
-    FFut: Future<Output = Fixture<S>>,
-    T: FnOnce(S) -> TFut,
+    FFut: Future<Output = X>,
+    T: FnOnce(X::Store) -> TFut,
     TFut: Future<Output = ()> + Send + 'static,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +97,7 @@ where
         .build()
         .expect("a tokio runtime for the conformance test");
     runtime.block_on(async move {
-        let fixture = factory().await;
+        let Some(fixture) = factory().await.into_fixture() else { return };
         let outcome = tokio::spawn(test(fixture.store.clone())).await;
         if let Some(teardown) = fixture.teardown {
             teardown.await;
@@ -89,7 +112,8 @@ where
 }
 
 /// Stamps out the whole store conformance suite as `#[test]` functions, one per guarantee,
-/// for a factory `|| async { Fixture<S> }` called once per test.
+/// for a factory `|| async { Fixture<S> }` called once per test. A factory returning
+/// `Option<Fixture<S>>` skips a test with `None` (say why on stderr).
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr) => {
@@ -108,7 +132,8 @@ macro_rules! conformance_tests {
             checkpoints_compare_and_set,
             concurrent_checkpoint_writers_exactly_one_wins,
             invalid_input_is_rejected_before_anything_is_written,
-            recorded_events_keep_what_was_appended
+            recorded_events_keep_what_was_appended,
+            count_after_counts_what_the_log_holds
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

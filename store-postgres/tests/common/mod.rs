@@ -24,15 +24,20 @@ fn server() -> Result<PgConnectOptions, String> {
             let options = PgConnectOptions::from_str(&url)
                 .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL: {e}"))?
                 .disable_statement_logging();
-            // Probe on a throwaway runtime: tests build their own runtimes.
-            let probe = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            let probe = probe.map_err(|e| format!("no runtime to probe the database: {e}"))?;
-            probe.block_on(async {
-                let conn = PgConnection::connect_with(&options).await;
-                let conn = conn.map_err(|e| format!("no database answers at DATABASE_URL: {e}"))?;
-                let _ = conn.close().await;
-                Ok(options)
+            // Probe on a throwaway runtime on a thread of its own: callers may already be
+            // inside a runtime (a conformance factory), where blocking on another would panic.
+            std::thread::spawn(move || {
+                let probe = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let probe = probe.map_err(|e| format!("no runtime to probe the database: {e}"))?;
+                probe.block_on(async {
+                    let conn = PgConnection::connect_with(&options).await;
+                    let conn = conn.map_err(|e| format!("no database answers at DATABASE_URL: {e}"))?;
+                    let _ = conn.close().await;
+                    Ok(options)
+                })
             })
+            .join()
+            .map_err(|_| "the database probe panicked".to_owned())?
         })
         .clone()
 }
