@@ -64,7 +64,9 @@ pub use event::{
     ValidEvent, MAX_EVENT_TYPE_LEN,
 };
 pub use memory::InMemoryStore;
-pub use repository::{CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats};
+pub use repository::{
+    command_event_id, CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats,
+};
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
 

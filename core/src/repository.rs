@@ -25,8 +25,11 @@ pub struct CommandContext {
     pub causation_id: Option<Uuid>,
     /// The user on whose behalf the command runs.
     pub user_id: Option<String>,
-    /// The command's own id. When set, event ids are derived from it (UUID v5), so executing
-    /// the same command twice writes its events once.
+    /// The command's own id. When set, event ids are derived from it (UUID v5, see
+    /// [`command_event_id`](crate::command_event_id)), so executing the same command twice writes
+    /// its events once: a repeat finds them in the stream and returns without deciding again
+    /// (or, when a snapshot already covers them, decides again and the store recognises the
+    /// same ids).
     pub command_id: Option<Uuid>,
     /// Free key/values copied into every event's metadata.
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -177,12 +180,13 @@ impl<A, S: Clone> Clone for Repository<A, S> {
 const REPLAY_PAGE: usize = 1000;
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
-    /// A repository over `store`: up to 16 decisions again after conflicts, 3 re-sends of an
-    /// append whose outcome is unknown.
+    /// A repository over `store`: up to 100 decisions again after conflicts (each costs a
+    /// reload; under heavy contention on one stream a writer may lose many rounds in a row),
+    /// 3 re-sends of an append whose outcome is unknown.
     pub fn new(store: S) -> Self {
         Repository {
             store,
-            max_conflict_retries: 16,
+            max_conflict_retries: 100,
             max_unknown_outcome_retries: 3,
             counters: Arc::default(),
             _aggregate: PhantomData,
@@ -234,7 +238,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     async fn load_stream(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
+        Ok(self.load_watching(stream, None).await?.0)
+    }
+
+    /// Loads, noting where the events of command `command` are if the replayed tail holds
+    /// them (their ids derive from the command id): the command already ran.
+    async fn load_watching(
+        &self,
+        stream: &StreamId,
+        command: Option<Uuid>,
+    ) -> Result<(Loaded<A>, Option<Executed<()>>), Error> {
         let (mut state, mut version) = self.snapshot_state(stream).await.unwrap_or_default();
+        let mut done: Option<Executed<()>> = None;
         loop {
             let page = self
                 .store
@@ -242,11 +257,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 .await?;
             let n = page.len();
             for recorded in page {
+                if let Some(cmd) = command {
+                    let next = done.as_ref().map_or(0, |d| d.event_ids.len());
+                    if recorded.id == command_event_id(cmd, next) {
+                        let d = done.get_or_insert_with(|| Executed {
+                            state: (),
+                            version: 0,
+                            cursor: None,
+                            event_ids: Vec::new(),
+                        });
+                        d.event_ids.push(recorded.id);
+                        (d.version, d.cursor) = (recorded.version, Some(recorded.cursor));
+                    }
+                }
                 state.apply(recorded.decode::<A::Event>()?);
                 version = recorded.version;
             }
             if n < REPLAY_PAGE {
-                return Ok(Loaded { state, version });
+                return Ok((Loaded { state, version }, done));
             }
         }
     }
@@ -291,7 +319,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let correlation_id = ctx.correlation_id.unwrap_or_else(Uuid::now_v7);
         let mut conflicts = 0;
         loop {
-            let Loaded { mut state, version } = self.load_stream(&stream).await?;
+            let (loaded, already) = self.load_watching(&stream, ctx.command_id).await?;
+            let Loaded { mut state, version } = loaded;
+            if let Some(done) = already {
+                // This command id already wrote its events: deciding again against the newer
+                // state could decide differently (or be refused). It is done; say so.
+                return Ok(Executed { state, version, cursor: done.cursor, event_ids: done.event_ids });
+            }
             let events = decide(&state).map_err(CommandError::Rejected)?;
             if events.is_empty() {
                 return Ok(Executed {
@@ -397,6 +431,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 }
 
+/// The id of the `index`th event of command `command` (UUID v5): the same command, sent again,
+/// writes the same ids, which the store recognises (store contract, item 4).
+pub fn command_event_id(command: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&command, &(index as u64).to_be_bytes())
+}
+
 fn encode<E: Event>(
     events: &[E],
     ctx: &CommandContext,
@@ -411,7 +451,7 @@ fn encode<E: Event>(
                 .encode()
                 .map_err(|err| Error::invalid("payload", err.to_string()))?;
             let id = match ctx.command_id {
-                Some(cmd) => Uuid::new_v5(&cmd, &(i as u64).to_be_bytes()),
+                Some(cmd) => command_event_id(cmd, i),
                 None => Uuid::now_v7(),
             };
             Ok(NewEvent {

@@ -79,10 +79,11 @@ struct Saved<T> {
 
 /// Runs a [`ProcessManager`] over the global log.
 ///
-/// Its state and position are saved together in one snapshot row of the stream
-/// `processmanager-<name>` after each event, so they always agree. Commands are sent before
-/// that save: after a crash the event is handled again and its commands, carrying the same
-/// command ids, are recognised as already written.
+/// Its state and position are saved together, in one snapshot row of the stream
+/// `processmanager-<name>`, after each batch, so they always agree. Commands are sent before
+/// that save: after a crash the batch is handled again from the saved state, and its commands,
+/// carrying the same command ids, are recognised as already done
+/// ([`CommandContext::command_id`](crate::CommandContext::command_id)).
 #[derive(Debug)]
 pub struct ProcessRunner<S, M> {
     store: S,
@@ -98,6 +99,13 @@ impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
             manager,
             batch_size: 200,
         }
+    }
+
+    /// Events per batch (default 200): the state is saved after each batch, and a crash
+    /// handles at most one batch again.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
     }
 
     fn stream(&self) -> Result<StreamId> {
@@ -137,12 +145,9 @@ impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
                 })?;
                 handled += 1;
                 n += 1;
-                self.save(&stream, &state, event.cursor, handled).await?;
             }
             after = batch.last_seen;
-            if batch.events.last().map(|e| e.cursor) != Some(after) {
-                self.save(&stream, &state, after, handled).await?;
-            }
+            self.save(&stream, &state, after, handled).await?;
         }
     }
 
