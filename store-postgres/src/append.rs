@@ -39,7 +39,10 @@ struct Columns {
 }
 
 impl Columns {
-    fn new(events: Vec<ValidEvent>, correlation: Vec<(Option<Uuid>, Option<Uuid>)>) -> Result<Self> {
+    fn new(
+        events: Vec<ValidEvent>,
+        correlation: Vec<(Option<Uuid>, Option<Uuid>)>,
+    ) -> Result<Self> {
         let n = events.len();
         let mut c = Columns {
             ids: Vec::with_capacity(n),
@@ -78,15 +81,32 @@ fn append_outcome(
         WRITTEN | RETRIED => {
             let tx: Xid8 = row.try_get(2).map_err(store_error)?;
             let pos: i64 = row.try_get(3).map_err(store_error)?;
-            Ok((outcome, AppendResult { version, cursor: cursor_of(tx, pos) }))
+            Ok((
+                outcome,
+                AppendResult {
+                    version,
+                    cursor: cursor_of(tx, pos),
+                },
+            ))
         }
-        CONFLICT => Err(Error::Conflict { stream: stream.clone(), expected, actual: version }),
-        DELETED => Err(Error::StreamDeleted { stream: stream.clone() }),
+        CONFLICT => Err(Error::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual: version,
+        }),
+        DELETED => Err(Error::StreamDeleted {
+            stream: stream.clone(),
+        }),
         DUPLICATE => {
             let event_id: Uuid = row.try_get(4).map_err(store_error)?;
-            Err(Error::DuplicateEvent { event_id, stream: stream.clone() })
+            Err(Error::DuplicateEvent {
+                event_id,
+                stream: stream.clone(),
+            })
         }
-        other => Err(Error::store(format!("append_events returned unknown outcome {other}"))),
+        other => Err(Error::store(format!(
+            "append_events returned unknown outcome {other}"
+        ))),
     }
 }
 
@@ -97,8 +117,10 @@ impl PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult> {
-        let correlation: Vec<_> =
-            events.iter().map(|e| (e.metadata.correlation_id, e.metadata.causation_id)).collect();
+        let correlation: Vec<_> = events
+            .iter()
+            .map(|e| (e.metadata.correlation_id, e.metadata.causation_id))
+            .collect();
         let events = self.limits().validate(events)?;
         let c = Columns::new(events, correlation)?;
         let result = sqlx::query(&self.sql().append)
@@ -172,8 +194,12 @@ impl PgEventStore {
                 expected,
                 actual: actual.unwrap_or(0) as u64,
             }),
-            DELETED => Err(Error::StreamDeleted { stream: stream.clone() }),
-            other => Err(Error::store(format!("delete_stream returned unknown outcome {other}"))),
+            DELETED => Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            }),
+            other => Err(Error::store(format!(
+                "delete_stream returned unknown outcome {other}"
+            ))),
         }
     }
 }

@@ -28,7 +28,9 @@ impl PgEventStore {
             .fetch_optional(conn)
             .await
             .map_err(store_error)?;
-        row.map(|r| Ok(from_sql(r.try_get(0)?, r.try_get(1)?))).transpose().map_err(store_error)
+        row.map(|r| Ok(from_sql(r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+            .map_err(store_error)
     }
 
     /// The compare-and-set, on `conn` (a pooled connection or an open transaction). On
@@ -61,7 +63,11 @@ impl PgEventStore {
             return Ok(());
         }
         let actual = self.load_checkpoint_on(conn, name).await?;
-        Err(Error::CheckpointConflict { name: name.to_owned(), expected, actual })
+        Err(Error::CheckpointConflict {
+            name: name.to_owned(),
+            expected,
+            actual,
+        })
     }
 
     pub(crate) async fn save_checkpoint_impl(
@@ -71,7 +77,8 @@ impl PgEventStore {
         new: Cursor,
     ) -> Result<()> {
         let mut conn = self.pool().acquire().await.map_err(store_error)?;
-        self.save_checkpoint_on(&mut conn, name, expected, new).await
+        self.save_checkpoint_on(&mut conn, name, expected, new)
+            .await
     }
 
     pub(crate) async fn load_checkpoint_impl(&self, name: &str) -> Result<Option<Cursor>> {
@@ -143,7 +150,8 @@ impl PgEventStore {
     {
         let mut conn = self.pool().acquire().await.map_err(store_error)?;
         let mut tx = conn.begin().await.map_err(store_error)?;
-        self.save_checkpoint_on(&mut tx, name, expected, new).await?;
+        self.save_checkpoint_on(&mut tx, name, expected, new)
+            .await?;
         let value = write(&mut tx).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(value)

@@ -24,7 +24,10 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { schema: "recount".to_owned(), limits: Limits::default() }
+        PgOptions {
+            schema: "recount".to_owned(),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -49,7 +52,10 @@ impl PgOptions {
         if s.is_empty() || s.len() > 63 {
             return bad("must be 1 to 63 characters");
         }
-        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return bad("only a-z, 0-9 and _ are allowed");
         }
         if s.as_bytes()[0].is_ascii_digit() {

@@ -113,15 +113,20 @@ impl<M: PgReadModel> Projection for PgProjection<M> {
         let (model, ready) = (self.model.clone(), self.ready.clone());
         let set_up = !ready.load(Ordering::Acquire);
         self.store
-            .commit_with_checkpoint(&checkpoint.name, checkpoint.expected, checkpoint.new, move |conn| {
-                async move {
-                    if set_up {
-                        model.setup(conn).await?;
+            .commit_with_checkpoint(
+                &checkpoint.name,
+                checkpoint.expected,
+                checkpoint.new,
+                move |conn| {
+                    async move {
+                        if set_up {
+                            model.setup(conn).await?;
+                        }
+                        model.apply_batch(conn, &events).await
                     }
-                    model.apply_batch(conn, &events).await
-                }
-                .boxed()
-            })
+                    .boxed()
+                },
+            )
             .await?;
         if set_up {
             ready.store(true, Ordering::Release);

@@ -40,7 +40,10 @@ pub(crate) fn decode_event(row: &PgRow, at: usize) -> Result<RecordedEvent> {
     let corrupt = |reason: String| Error::Corrupt {
         event_id: event_id.unwrap_or(Uuid::nil()),
         stream: stream.unwrap_or("<unreadable>").to_owned(),
-        event_type: row.try_get::<&str, _>(at + 5).unwrap_or("<unreadable>").to_owned(),
+        event_type: row
+            .try_get::<&str, _>(at + 5)
+            .unwrap_or("<unreadable>")
+            .to_owned(),
         reason,
     };
     let field = |name: &str, e: sqlx::Error| corrupt(format!("{name}: {e}"));
@@ -48,15 +51,23 @@ pub(crate) fn decode_event(row: &PgRow, at: usize) -> Result<RecordedEvent> {
     let stream = stream.ok_or_else(|| corrupt("the stream id does not decode".to_owned()))?;
     let stream = StreamId::parse(stream).map_err(|e| corrupt(format!("stream id: {e}")))?;
     let transaction_id: Xid8 = row.try_get(at).map_err(|e| field("transaction id", e))?;
-    let position: i64 = row.try_get(at + 1).map_err(|e| field("global position", e))?;
-    let version: i64 = row.try_get(at + 3).map_err(|e| field("stream version", e))?;
+    let position: i64 = row
+        .try_get(at + 1)
+        .map_err(|e| field("global position", e))?;
+    let version: i64 = row
+        .try_get(at + 3)
+        .map_err(|e| field("stream version", e))?;
     let event_type: String = row.try_get(at + 5).map_err(|e| field("event type", e))?;
-    let schema_version: i32 = row.try_get(at + 6).map_err(|e| field("schema version", e))?;
+    let schema_version: i32 = row
+        .try_get(at + 6)
+        .map_err(|e| field("schema version", e))?;
     let JsonText(payload) = row.try_get(at + 7).map_err(|e| field("payload", e))?;
     let JsonText(metadata) = row.try_get(at + 8).map_err(|e| field("metadata", e))?;
     let recorded_at: DateTime<Utc> = row.try_get(at + 9).map_err(|e| field("recorded at", e))?;
     if version < 1 || position < 1 {
-        return Err(corrupt(format!("stream version {version} at global position {position}")));
+        return Err(corrupt(format!(
+            "stream version {version} at global position {position}"
+        )));
     }
     let schema_version = u32::try_from(schema_version)
         .ok()
@@ -94,10 +105,16 @@ impl PgEventStore {
         for row in &rows {
             let deleted: bool = row.try_get(0).map_err(store_error)?;
             if deleted {
-                return Err(Error::StreamDeleted { stream: stream.clone() });
+                return Err(Error::StreamDeleted {
+                    stream: stream.clone(),
+                });
             }
             // The LEFT JOIN yields one row of NULLs when no event matched.
-            if row.try_get::<Option<i64>, _>(2).map_err(store_error)?.is_none() {
+            if row
+                .try_get::<Option<i64>, _>(2)
+                .map_err(store_error)?
+                .is_none()
+            {
                 continue;
             }
             events.push(decode_event(row, 1)?);
@@ -178,7 +195,11 @@ impl PgEventStore {
             if let (Some(htx), Some(hpos)) = (htx, hpos) {
                 horizon = Some(cursor_of(htx, hpos));
             }
-            if row.try_get::<Option<i64>, _>(3).map_err(store_error)?.is_some() {
+            if row
+                .try_get::<Option<i64>, _>(3)
+                .map_err(store_error)?
+                .is_some()
+            {
                 events.push(decode_event(row, 2)?);
             }
         }
@@ -188,7 +209,10 @@ impl PgEventStore {
             Some(last) if events.len() >= limit => last.cursor,
             _ => horizon.unwrap_or(after),
         };
-        Ok(LogBatch { events, last_seen: looked.max(after) })
+        Ok(LogBatch {
+            events,
+            last_seen: looked.max(after),
+        })
     }
 
     async fn read_all_unfiltered(&self, after: Cursor, limit: usize) -> Result<LogBatch> {
@@ -200,7 +224,10 @@ impl PgEventStore {
             .fetch_all(self.pool())
             .await
             .map_err(store_error)?;
-        let events = rows.iter().map(|row| decode_event(row, 0)).collect::<Result<Vec<_>>>()?;
+        let events = rows
+            .iter()
+            .map(|row| decode_event(row, 0))
+            .collect::<Result<Vec<_>>>()?;
         let last_seen = events.last().map_or(after, |e| e.cursor);
         Ok(LogBatch { events, last_seen })
     }

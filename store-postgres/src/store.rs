@@ -110,7 +110,9 @@ impl PgEventStore {
             .clone()
             .options([("search_path", schema.as_str())])
             .disable_statement_logging();
-        let mut conn = PgConnection::connect_with(&options).await.map_err(store_error)?;
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(store_error)?;
         let result = migrate_on(&mut conn, schema).await;
         let _ = conn.close().await;
         result
@@ -146,7 +148,9 @@ impl PgEventStore {
 
     /// Called after an append committed: schedule a coalesced `NOTIFY`.
     pub(crate) fn appended(&self) {
-        self.shared.notifier.appended(&self.shared.pool, &self.shared.channel);
+        self.shared
+            .notifier
+            .appended(&self.shared.pool, &self.shared.channel);
     }
 }
 
@@ -214,10 +218,14 @@ impl EventStore for PgEventStore {
             .await
             .map_err(store_error)?;
         let Some(row) = row else { return Ok(0) };
-        let (version, deleted): (i64, bool) =
-            (row.try_get(0).map_err(store_error)?, row.try_get(1).map_err(store_error)?);
+        let (version, deleted): (i64, bool) = (
+            row.try_get(0).map_err(store_error)?,
+            row.try_get(1).map_err(store_error)?,
+        );
         if deleted {
-            return Err(Error::StreamDeleted { stream: stream.clone() });
+            return Err(Error::StreamDeleted {
+                stream: stream.clone(),
+            });
         }
         Ok(version as u64)
     }
@@ -264,7 +272,12 @@ impl EventStore for PgEventStore {
         self.load_checkpoint_impl(name).await
     }
 
-    async fn save_checkpoint(&self, name: &str, expected: Option<Cursor>, new: Cursor) -> Result<()> {
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+    ) -> Result<()> {
         self.save_checkpoint_impl(name, expected, new).await
     }
 
@@ -273,7 +286,10 @@ impl EventStore for PgEventStore {
     /// readable, or after `timeout`. The first call starts one listening connection for this
     /// store (and its clones), shared by every waiter.
     async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
-        let mut wakeups = self.shared.listener.subscribe(self.pool(), &self.shared.channel);
+        let mut wakeups = self
+            .shared
+            .listener
+            .subscribe(self.pool(), &self.shared.channel);
         wakeups.borrow_and_update();
         // Events may have been appended before this waiter subscribed.
         if self.has_events_after(after).await.unwrap_or(false) {

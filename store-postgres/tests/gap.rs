@@ -25,7 +25,12 @@ fn event(n: usize) -> NewEvent {
 
 /// Appends like the store does (the same SQL function), but in a transaction held open for
 /// `hold` after the positions were drawn, so later appends commit first.
-async fn held_append(conn: &mut PgConnection, stream: &StreamId, events: &[NewEvent], hold: Duration) {
+async fn held_append(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    events: &[NewEvent],
+    hold: Duration,
+) {
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let versions: Vec<i32> = events.iter().map(|_| 1).collect();
@@ -55,15 +60,30 @@ async fn held_append(conn: &mut PgConnection, stream: &StreamId, events: &[NewEv
 
 /// Follows the log through the store until it has seen `total` events (known once the
 /// writers stop), checking the guarantees on every batch.
-async fn follow(store: recount_postgres::PgEventStore, done: Arc<AtomicBool>, total: Arc<std::sync::Mutex<usize>>) -> Vec<Uuid> {
+async fn follow(
+    store: recount_postgres::PgEventStore,
+    done: Arc<AtomicBool>,
+    total: Arc<std::sync::Mutex<usize>>,
+) -> Vec<Uuid> {
     let mut after = Cursor::START;
     let mut seen = Vec::new();
     let mut idle_reads_after_done = 0u32;
     loop {
-        let batch = store.read_all(after, &LogFilter::all(), BATCH).await.expect("read the log");
-        assert!(batch.last_seen >= after, "last_seen moved back from {after} to {}", batch.last_seen);
+        let batch = store
+            .read_all(after, &LogFilter::all(), BATCH)
+            .await
+            .expect("read the log");
+        assert!(
+            batch.last_seen >= after,
+            "last_seen moved back from {after} to {}",
+            batch.last_seen
+        );
         for e in &batch.events {
-            assert!(e.cursor > after, "handed cursor {} at or before {after}, already passed", e.cursor);
+            assert!(
+                e.cursor > after,
+                "handed cursor {} at or before {after}, already passed",
+                e.cursor
+            );
             after = e.cursor;
             seen.push(e.id);
         }
@@ -75,8 +95,14 @@ async fn follow(store: recount_postgres::PgEventStore, done: Arc<AtomicBool>, to
             if batch.events.is_empty() {
                 // A hang guard, not a timing assertion: the follower must catch up.
                 idle_reads_after_done += 1;
-                assert!(idle_reads_after_done < 600, "the follower stopped short: {} events seen", seen.len());
-                store.wait_for_append(after, Duration::from_millis(100)).await;
+                assert!(
+                    idle_reads_after_done < 600,
+                    "the follower stopped short: {} events seen",
+                    seen.len()
+                );
+                store
+                    .wait_for_append(after, Duration::from_millis(100))
+                    .await;
             }
         } else if batch.events.is_empty() {
             tokio::task::yield_now().await;
@@ -115,61 +141,78 @@ async fn follow_naively(mut conn: PgConnection, done: Arc<AtomicBool>) -> Vec<Uu
 
 #[test]
 fn follower_sees_every_event_once_while_transactions_commit_out_of_order() {
-    common::run("follower_sees_every_event_once_while_transactions_commit_out_of_order", |db| async move {
-        let store = db.store.clone();
-        let done = Arc::new(AtomicBool::new(false));
-        let total = Arc::new(std::sync::Mutex::new(0usize));
-        let follower = tokio::spawn(follow(store.clone(), done.clone(), total.clone()));
-        let naive = tokio::spawn(follow_naively(db.connection().await, done.clone()));
+    common::run(
+        "follower_sees_every_event_once_while_transactions_commit_out_of_order",
+        |db| async move {
+            let store = db.store.clone();
+            let done = Arc::new(AtomicBool::new(false));
+            let total = Arc::new(std::sync::Mutex::new(0usize));
+            let follower = tokio::spawn(follow(store.clone(), done.clone(), total.clone()));
+            let naive = tokio::spawn(follow_naively(db.connection().await, done.clone()));
 
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let store = store.clone();
-                let options = db.options.clone();
-                tokio::spawn(async move {
-                    let mut conn = PgConnection::connect_with(&options).await.expect("connect");
-                    let streams: Vec<StreamId> =
-                        (0..2).map(|i| StreamId::new("gap", &format!("w{w}s{i}")).unwrap()).collect();
-                    let mut written = Vec::new();
-                    for i in 0..APPENDS {
-                        let s = &streams[i % streams.len()];
-                        let batch: Vec<NewEvent> = (0..1 + i % 3).map(|k| event(i * 10 + k)).collect();
-                        let ids: Vec<Uuid> = batch.iter().map(|e| e.id).collect();
-                        // Half of the writers hold some of their transactions open for a few
-                        // milliseconds after drawing positions.
-                        let hold = (w % 2 == 0 && rand::thread_rng().gen_bool(0.5))
-                            .then(|| Duration::from_millis(rand::thread_rng().gen_range(1..=8)));
-                        match hold {
-                            Some(hold) => held_append(&mut conn, s, &batch, hold).await,
-                            None => {
-                                store.append(s, ExpectedVersion::Any, batch).await.expect("append");
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let store = store.clone();
+                    let options = db.options.clone();
+                    tokio::spawn(async move {
+                        let mut conn = PgConnection::connect_with(&options).await.expect("connect");
+                        let streams: Vec<StreamId> = (0..2)
+                            .map(|i| StreamId::new("gap", &format!("w{w}s{i}")).unwrap())
+                            .collect();
+                        let mut written = Vec::new();
+                        for i in 0..APPENDS {
+                            let s = &streams[i % streams.len()];
+                            let batch: Vec<NewEvent> =
+                                (0..1 + i % 3).map(|k| event(i * 10 + k)).collect();
+                            let ids: Vec<Uuid> = batch.iter().map(|e| e.id).collect();
+                            // Half of the writers hold some of their transactions open for a few
+                            // milliseconds after drawing positions.
+                            let hold =
+                                (w % 2 == 0 && rand::thread_rng().gen_bool(0.5)).then(|| {
+                                    Duration::from_millis(rand::thread_rng().gen_range(1..=8))
+                                });
+                            match hold {
+                                Some(hold) => held_append(&mut conn, s, &batch, hold).await,
+                                None => {
+                                    store
+                                        .append(s, ExpectedVersion::Any, batch)
+                                        .await
+                                        .expect("append");
+                                }
                             }
+                            written.extend(ids);
                         }
-                        written.extend(ids);
-                    }
-                    written
+                        written
+                    })
                 })
-            })
-            .collect();
+                .collect();
 
-        let mut written = HashSet::new();
-        for w in writers {
-            written.extend(w.await.expect("writer"));
-        }
-        *total.lock().unwrap() = written.len();
-        done.store(true, Ordering::Release);
+            let mut written = HashSet::new();
+            for w in writers {
+                written.extend(w.await.expect("writer"));
+            }
+            *total.lock().unwrap() = written.len();
+            done.store(true, Ordering::Release);
 
-        let seen = follower.await.expect("follower");
-        let unique: HashSet<Uuid> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), seen.len(), "the follower saw an event twice");
-        assert_eq!(unique, written, "the follower saw exactly the committed events");
+            let seen = follower.await.expect("follower");
+            let unique: HashSet<Uuid> = seen.iter().copied().collect();
+            assert_eq!(unique.len(), seen.len(), "the follower saw an event twice");
+            assert_eq!(
+                unique, written,
+                "the follower saw exactly the committed events"
+            );
 
-        let naive_seen: HashSet<Uuid> = naive.await.expect("naive follower").into_iter().collect();
-        let missed = written.difference(&naive_seen).count();
-        assert!(
+            let naive_seen: HashSet<Uuid> =
+                naive.await.expect("naive follower").into_iter().collect();
+            let missed = written.difference(&naive_seen).count();
+            assert!(
             missed >= 1,
             "the naive follower missed nothing: the out-of-order commits this test guards against did not happen"
         );
-        eprintln!("gap test: {} events; the naive follower missed {missed}", written.len());
-    });
+            eprintln!(
+                "gap test: {} events; the naive follower missed {missed}",
+                written.len()
+            );
+        },
+    );
 }

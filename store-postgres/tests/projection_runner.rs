@@ -5,7 +5,9 @@ mod common;
 
 use async_trait::async_trait;
 use recount::projection::{active_version, rebuild, ProjectionRunner, RunnerOptions};
-use recount::{Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId};
+use recount::{
+    Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId,
+};
 use recount_postgres::{PgEventStore, PgProjection, PgReadModel};
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
@@ -23,7 +25,11 @@ impl PgReadModel for Totals {
             "CREATE TABLE IF NOT EXISTS totals_v{} (stream text PRIMARY KEY, total bigint NOT NULL, events bigint NOT NULL)",
             self.version
         );
-        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 
     async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> recount::Result<()> {
@@ -37,12 +43,22 @@ impl PgReadModel for Totals {
              ON CONFLICT (stream) DO UPDATE SET total = totals_v{0}.total + $2, events = totals_v{0}.events + 1",
             self.version
         );
-        sqlx::query(&sql).bind(e.stream.as_str()).bind(n).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .bind(e.stream.as_str())
+            .bind(n)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 
     async fn drop_tables(&self, conn: &mut PgConnection) -> recount::Result<()> {
         let sql = format!("DROP TABLE IF EXISTS totals_v{}", self.version);
-        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 }
 
@@ -54,10 +70,12 @@ async fn read_totals(db: &common::TestDb, version: u32) -> Option<BTreeMap<Strin
         .await
         .unwrap();
     exists?;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!("SELECT stream, total, events FROM totals_v{version}"))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT stream, total, events FROM totals_v{version}"
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     Some(rows.into_iter().map(|(s, t, n)| (s, (t, n))).collect())
 }
 
@@ -65,7 +83,10 @@ async fn straight_replay(store: &PgEventStore, factor: i64) -> BTreeMap<String, 
     let mut out = BTreeMap::new();
     let mut after = Cursor::START;
     loop {
-        let batch = store.read_all(after, &LogFilter::all(), 1000).await.unwrap();
+        let batch = store
+            .read_all(after, &LogFilter::all(), 1000)
+            .await
+            .unwrap();
         if batch.events.is_empty() && batch.last_seen == after {
             return out;
         }
@@ -84,7 +105,10 @@ async fn write(store: &PgEventStore, streams: u64, rounds: u64) {
         for s in 0..streams {
             let sid = StreamId::new("acct", &s.to_string()).unwrap();
             let e = NewEvent::new("acct.added", &serde_json::json!({ "n": r + s })).unwrap();
-            store.append(&sid, ExpectedVersion::Any, vec![e]).await.unwrap();
+            store
+                .append(&sid, ExpectedVersion::Any, vec![e])
+                .await
+                .unwrap();
         }
     }
 }
@@ -94,24 +118,65 @@ fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resum
     common::run("a_sql_projection_failing_half_way", |db| async move {
         let store = db.store.clone();
         write(&store, 4, 10).await;
-        let options = RunnerOptions { batch_size: 25, ..Default::default() };
-        let projection = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: false });
+        let options = RunnerOptions {
+            batch_size: 25,
+            ..Default::default()
+        };
+        let projection = PgProjection::new(
+            store.clone(),
+            "totals",
+            Totals {
+                version: 1,
+                heal: false,
+            },
+        );
         let runner = ProjectionRunner::with_options(store.clone(), projection, options.clone());
         assert_eq!(runner.catch_up().await.unwrap(), 40);
         write(&store, 4, 2).await;
-        let poison = NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
-        store.append(&StreamId::new("acct", "0").unwrap(), ExpectedVersion::Any, vec![poison]).await.unwrap();
+        let poison =
+            NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
+        store
+            .append(
+                &StreamId::new("acct", "0").unwrap(),
+                ExpectedVersion::Any,
+                vec![poison],
+            )
+            .await
+            .unwrap();
         write(&store, 4, 2).await;
         let rows = read_totals(&db, 1).await.unwrap();
-        let checkpoint = store.load_checkpoint(runner.checkpoint_name()).await.unwrap();
+        let checkpoint = store
+            .load_checkpoint(runner.checkpoint_name())
+            .await
+            .unwrap();
         let err = runner.catch_up().await.unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
-        assert_eq!(read_totals(&db, 1).await.unwrap(), rows, "no row of the failed batch was kept");
-        assert_eq!(store.load_checkpoint(runner.checkpoint_name()).await.unwrap(), checkpoint);
-        let fixed = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: true });
+        assert_eq!(
+            read_totals(&db, 1).await.unwrap(),
+            rows,
+            "no row of the failed batch was kept"
+        );
+        assert_eq!(
+            store
+                .load_checkpoint(runner.checkpoint_name())
+                .await
+                .unwrap(),
+            checkpoint
+        );
+        let fixed = PgProjection::new(
+            store.clone(),
+            "totals",
+            Totals {
+                version: 1,
+                heal: true,
+            },
+        );
         let restarted = ProjectionRunner::with_options(store.clone(), fixed, options);
         assert_eq!(restarted.catch_up().await.unwrap(), 17);
-        assert_eq!(read_totals(&db, 1).await.unwrap(), straight_replay(&store, 1).await);
+        assert_eq!(
+            read_totals(&db, 1).await.unwrap(),
+            straight_replay(&store, 1).await
+        );
     });
 }
 
@@ -120,9 +185,22 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
     common::run("a_sql_rebuild_builds_v2_beside_v1", |db| async move {
         let store = db.store.clone();
         write(&store, 10, 30).await;
-        let v1 = PgProjection::new(store.clone(), "totals", Totals { version: 1, heal: false });
-        ProjectionRunner::new(store.clone(), v1.clone()).catch_up().await.unwrap();
-        assert_eq!(read_totals(&db, 1).await.unwrap(), straight_replay(&store, 1).await);
+        let v1 = PgProjection::new(
+            store.clone(),
+            "totals",
+            Totals {
+                version: 1,
+                heal: false,
+            },
+        );
+        ProjectionRunner::new(store.clone(), v1.clone())
+            .catch_up()
+            .await
+            .unwrap();
+        assert_eq!(
+            read_totals(&db, 1).await.unwrap(),
+            straight_replay(&store, 1).await
+        );
         let started = std::sync::Arc::new(tokio::sync::Notify::new());
         let writer = tokio::spawn({
             let (store, started) = (store.clone(), started.clone());
@@ -131,7 +209,15 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
                 write(&store, 10, 3).await
             }
         });
-        let v2 = PgProjection::new(store.clone(), "totals", Totals { version: 2, heal: false }).with_version(2);
+        let v2 = PgProjection::new(
+            store.clone(),
+            "totals",
+            Totals {
+                version: 2,
+                heal: false,
+            },
+        )
+        .with_version(2);
         let mut last = None;
         let done = rebuild(&store, v2.clone(), Some(&v1), 10, |p| {
             started.notify_one();
@@ -140,12 +226,24 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
         .await
         .unwrap();
         writer.await.unwrap();
-        assert!(done > 300, "events appended during the rebuild were included: {done}");
+        assert!(
+            done > 300,
+            "events appended during the rebuild were included: {done}"
+        );
         assert_eq!(last.unwrap().remaining, 0);
         assert_eq!(active_version(&store, "totals").await.unwrap(), Some(2));
-        assert!(read_totals(&db, 1).await.is_none(), "v1's table was dropped");
-        ProjectionRunner::new(store.clone(), v2).catch_up().await.unwrap();
-        assert_eq!(read_totals(&db, 2).await.unwrap(), straight_replay(&store, 2).await);
+        assert!(
+            read_totals(&db, 1).await.is_none(),
+            "v1's table was dropped"
+        );
+        ProjectionRunner::new(store.clone(), v2)
+            .catch_up()
+            .await
+            .unwrap();
+        assert_eq!(
+            read_totals(&db, 2).await.unwrap(),
+            straight_replay(&store, 2).await
+        );
     });
 }
 
@@ -158,16 +256,21 @@ struct Handled {
 #[async_trait]
 impl PgReadModel for Handled {
     async fn setup(&self, conn: &mut PgConnection) -> recount::Result<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS handled (event_id uuid PRIMARY KEY, runner text NOT NULL)")
-            .execute(conn)
-            .await
-            .map(drop)
-            .map_err(Error::store)
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS handled (event_id uuid PRIMARY KEY, runner text NOT NULL)",
+        )
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(Error::store)
     }
 
     async fn apply(&self, conn: &mut PgConnection, e: &RecordedEvent) -> recount::Result<()> {
         if self.slow {
-            sqlx::query("SELECT pg_sleep(0.005)").execute(&mut *conn).await.map_err(Error::store)?;
+            sqlx::query("SELECT pg_sleep(0.005)")
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::store)?;
         }
         sqlx::query("INSERT INTO handled (event_id, runner) VALUES ($1, $2)")
             .bind(e.id)
@@ -179,16 +282,21 @@ impl PgReadModel for Handled {
     }
 
     async fn drop_tables(&self, conn: &mut PgConnection) -> recount::Result<()> {
-        sqlx::query("DROP TABLE IF EXISTS handled").execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query("DROP TABLE IF EXISTS handled")
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 }
 
 async fn handled_by(db: &common::TestDb) -> BTreeMap<String, i64> {
     let mut conn = db.connection().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT runner, count(*) FROM handled GROUP BY runner")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap_or_default();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT runner, count(*) FROM handled GROUP BY runner")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     rows.into_iter().collect()
 }
 
@@ -198,10 +306,18 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         use std::time::Duration;
         let store = db.store.clone();
         write(&store, 4, 25).await;
-        let options = RunnerOptions { batch_size: 10, lease_ttl: Duration::from_millis(500), ..Default::default() };
+        let options = RunnerOptions {
+            batch_size: 10,
+            lease_ttl: Duration::from_millis(500),
+            ..Default::default()
+        };
         let runner = |name, slow| {
             let p = PgProjection::new(store.clone(), "handled", Handled { runner: name, slow });
-            std::sync::Arc::new(ProjectionRunner::with_options(store.clone(), p, options.clone()))
+            std::sync::Arc::new(ProjectionRunner::with_options(
+                store.clone(),
+                p,
+                options.clone(),
+            ))
         };
         let (a, b) = (runner("a", true), runner("b", false));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -222,7 +338,11 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         while a.stats().batches < 4 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(b.stats().events, 0, "while A holds the lease, B handles nothing");
+        assert_eq!(
+            b.stats().events,
+            0,
+            "while A holds the lease, B handles nothing"
+        );
         assert_eq!(handled_by(&db).await.get("b"), None);
         // Each of A's batches takes ~50 ms inside its transaction: abort it in the middle.
         let batches = a.stats().batches;
@@ -236,15 +356,29 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         assert!(a_events < 100, "A was stopped before the end: {a_events}");
         write(&store, 4, 5).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while handled_by(&db).await.values().sum::<i64>() < 120 && tokio::time::Instant::now() < deadline {
+        while handled_by(&db).await.values().sum::<i64>() < 120
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         stop_tx.send(true).unwrap();
         task_b.await.unwrap().unwrap();
         let by = handled_by(&db).await;
-        assert_eq!(by.values().sum::<i64>(), 120, "nothing skipped, nothing twice: {by:?}");
-        assert_eq!(by.get("a").copied().unwrap_or(0), a_events as i64, "A's aborted batch left nothing");
-        assert_eq!(by.get("b").copied().unwrap_or(0), b.stats().events as i64, "B took over the rest");
+        assert_eq!(
+            by.values().sum::<i64>(),
+            120,
+            "nothing skipped, nothing twice: {by:?}"
+        );
+        assert_eq!(
+            by.get("a").copied().unwrap_or(0),
+            a_events as i64,
+            "A's aborted batch left nothing"
+        );
+        assert_eq!(
+            by.get("b").copied().unwrap_or(0),
+            b.stats().events as i64,
+            "B took over the rest"
+        );
         assert!(b.stats().events > 0);
     });
 }

@@ -19,19 +19,22 @@ fn server() -> Result<PgConnectOptions, String> {
     static SERVER: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            let url = std::env::var("DATABASE_URL")
-                .map_err(|_| "DATABASE_URL is not set".to_owned())?;
+            let url =
+                std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_owned())?;
             let options = PgConnectOptions::from_str(&url)
                 .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL: {e}"))?
                 .disable_statement_logging();
             // Probe on a throwaway runtime on a thread of its own: callers may already be
             // inside a runtime (a conformance factory), where blocking on another would panic.
             std::thread::spawn(move || {
-                let probe = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let probe = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 let probe = probe.map_err(|e| format!("no runtime to probe the database: {e}"))?;
                 probe.block_on(async {
                     let conn = PgConnection::connect_with(&options).await;
-                    let conn = conn.map_err(|e| format!("no database answers at DATABASE_URL: {e}"))?;
+                    let conn =
+                        conn.map_err(|e| format!("no database answers at DATABASE_URL: {e}"))?;
                     let _ = conn.close().await;
                     Ok(options)
                 })
@@ -78,7 +81,9 @@ impl TestDb {
     /// Creates the database and migrates a store with `store_options`.
     pub async fn create_with(server: &PgConnectOptions, store_options: PgOptions) -> TestDb {
         let name = format!("recount_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect_with(server).await.expect("connect to the server");
+        let mut admin = PgConnection::connect_with(server)
+            .await
+            .expect("connect to the server");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -91,7 +96,12 @@ impl TestDb {
             drop_database(server, &name).await;
             panic!("migrate the test database: {e}");
         }
-        TestDb { server: server.clone(), name, options, store }
+        TestDb {
+            server: server.clone(),
+            name,
+            options,
+            store,
+        }
     }
 
     /// Another store (own pool) on a database.
@@ -107,12 +117,18 @@ impl TestDb {
 
     /// A plain connection to this test's database.
     pub async fn connection(&self) -> PgConnection {
-        PgConnection::connect_with(&self.options).await.expect("connect to the test database")
+        PgConnection::connect_with(&self.options)
+            .await
+            .expect("connect to the test database")
     }
 
     /// Closes the store's pool and drops the database (terminating anything still connected).
     pub fn teardown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (server, name, pool) = (self.server.clone(), self.name.clone(), self.store.pool().clone());
+        let (server, name, pool) = (
+            self.server.clone(),
+            self.name.clone(),
+            self.store.pool().clone(),
+        );
         async move {
             pool.close().await;
             drop_database(&server, &name).await;
@@ -149,7 +165,9 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Some(server) = server_or_skip(test) else { return };
+    let Some(server) = server_or_skip(test) else {
+        return;
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
