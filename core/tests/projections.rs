@@ -190,16 +190,12 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
         async move { a.run(stopped(rx)).await }
     });
     // A takes the lease first; B starts once A is committing.
-    while a.stats().batches == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| a.stats().batches > 0).await;
     let task_b = tokio::spawn({
         let (b, rx) = (b.clone(), stop_rx.clone());
         async move { b.run(stopped(rx)).await }
     });
-    while a.stats().batches < 4 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| a.stats().batches >= 4).await;
     assert_eq!(
         b.stats().events,
         0,
@@ -662,4 +658,13 @@ async fn a_saga_restarted_mid_way_sends_no_command_twice() {
         0,
         "its position was saved with its state"
     );
+}
+
+/// Polls `done` until it holds; fails the test after 30 s rather than hang it.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for the runners");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }

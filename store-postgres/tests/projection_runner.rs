@@ -328,16 +328,12 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
             let (a, rx) = (a.clone(), stop_rx.clone());
             async move { a.run(until_stopped(rx)).await }
         });
-        while a.stats().batches < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(|| a.stats().batches >= 1).await;
         let task_b = tokio::spawn({
             let (b, rx) = (b.clone(), stop_rx.clone());
             async move { b.run(until_stopped(rx)).await }
         });
-        while a.stats().batches < 4 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(|| a.stats().batches >= 4).await;
         assert_eq!(
             b.stats().events,
             0,
@@ -346,9 +342,7 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         assert_eq!(handled_by(&db).await.get("b"), None);
         // Each of A's batches takes ~50 ms inside its transaction: abort it in the middle.
         let batches = a.stats().batches;
-        while a.stats().batches == batches {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_until(|| a.stats().batches != batches).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         task_a.abort();
         let _ = task_a.await;
@@ -381,4 +375,13 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         );
         assert!(b.stats().events > 0);
     });
+}
+
+/// Polls `done` until it holds; fails the test after 30 s rather than hang it.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for the runners");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
