@@ -30,6 +30,7 @@ pub fn factory() -> Option<PairFactory> {
             let path = dir.path().join("bench.db");
             let store = SqliteEventStore::open(&path).await?;
             let raw = SqliteRaw {
+                store: store.clone(),
                 path,
                 writers: Pool::default(),
                 readers: Pool::default(),
@@ -49,6 +50,7 @@ pub fn factory() -> Option<PairFactory> {
 /// its write lock, waiting through the busy timeout.
 #[derive(Debug)]
 struct SqliteRaw {
+    store: SqliteEventStore,
     path: PathBuf,
     writers: Pool,
     readers: Pool,
@@ -110,6 +112,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 
 #[async_trait]
 impl RawStore for SqliteRaw {
+    fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Projection>> {
+        let model = Totals { table: format!("bench_totals_v{version}") };
+        let p = recount_sqlite::SqliteProjection::new(self.store.clone(), "bench-totals", model)
+            .with_version(version);
+        Some(Box::new(p))
+    }
+
     async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()> {
         let (stream, events) = (stream.to_owned(), events.to_vec());
         self.writers
@@ -182,5 +191,38 @@ impl RawStore for SqliteRaw {
                 rows.collect()
             })
             .await
+    }
+}
+
+/// The SQL read model of the `rebuild` scenario: deposits and their sum per stream, one
+/// upsert per event through a cached statement, in the projection's transaction.
+#[derive(Debug)]
+struct Totals {
+    table: String,
+}
+
+impl recount_sqlite::SqliteReadModel for Totals {
+    fn setup(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (stream TEXT PRIMARY KEY, deposits INTEGER NOT NULL, total INTEGER NOT NULL)",
+            self.table
+        );
+        tx.execute_batch(&sql).map_err(Error::store)
+    }
+
+    fn apply(&self, tx: &rusqlite::Transaction<'_>, event: &recount::RecordedEvent) -> Result<()> {
+        let deposit: crate::fixtures::BenchEvent = event.payload_as()?;
+        let sql = format!(
+            "INSERT INTO {} (stream, deposits, total) VALUES (?1, 1, ?2) \
+             ON CONFLICT (stream) DO UPDATE SET deposits = deposits + 1, total = total + ?2",
+            self.table
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(Error::store)?;
+        stmt.execute((event.stream.as_str(), deposit.amount as i64)).map_err(Error::store)?;
+        Ok(())
+    }
+
+    fn drop_tables(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table)).map_err(Error::store)
     }
 }
