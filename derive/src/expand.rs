@@ -185,7 +185,17 @@ fn event_enum(names: &Names<'_>, cont: &Container<'_>) -> TokenStream {
             quote!(#(#attrs)* #allow #name: #ty)
         });
         let body = (!e.fields.is_empty()).then(|| quote!({ #(#fields,)* }));
-        quote!(#(#docs)* #(#cfgs)* #variant #body)
+        // An undocumented event still gets a doc naming its stable identity, so rustdoc and
+        // `missing_docs` are served without the user repeating what the attribute says.
+        let default_doc = docs.is_empty().then(|| {
+            let text = format!(
+                " The `{}` event (schema version {}).",
+                e.event_type(&names.category),
+                e.version()
+            );
+            quote!(#[doc = #text])
+        });
+        quote!(#(#docs)* #default_doc #(#cfgs)* #variant #body)
     });
     quote! {
         #[doc = #doc]
