@@ -69,6 +69,13 @@ const HELD_BACK: &str = "SELECT e.transaction_id FROM {schema}.events e \
      WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) \
      ORDER BY e.transaction_id DESC LIMIT 1";
 
+/// How many committed events after a cursor pass a filter (`$3`: no filter). Events held
+/// back by an older open transaction are counted too: a follower will be handed them (every
+/// transaction older than the cursor's has ended, so none can appear before it).
+const COUNT_AFTER: &str = "SELECT count(*) FROM {schema}.events e \
+     WHERE (e.transaction_id, e.global_position) > ($1, $2) \
+       AND ($3 OR e.category = ANY($4) OR e.event_type = ANY($5))";
+
 /// Whether the horizon has passed a transaction.
 pub(crate) const HORIZON_PASSED: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1";
 
@@ -115,6 +122,7 @@ pub(crate) struct Queries {
     pub(crate) read_all: String,
     pub(crate) read_all_filtered: String,
     pub(crate) has_events_after: String,
+    pub(crate) count_after: String,
     pub(crate) held_back: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
@@ -141,6 +149,7 @@ impl Queries {
             read_all: q(READ_ALL),
             read_all_filtered: q(READ_ALL_FILTERED),
             has_events_after: q(HAS_EVENTS_AFTER),
+            count_after: q(COUNT_AFTER),
             held_back: q(HELD_BACK),
             save_snapshot: q(SAVE_SNAPSHOT),
             load_snapshot: q(LOAD_SNAPSHOT),

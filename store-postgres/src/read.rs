@@ -139,10 +139,13 @@ impl PgEventStore {
             .fetch_optional(self.pool())
             .await
             .map_err(store_error)?;
-        let Some(held) = held else { return Ok(batch) };
-        if !self.wait_for_horizon(held).await? {
-            return Ok(batch);
+        if let Some(held) = held {
+            if !self.wait_for_horizon(held).await? {
+                return Ok(batch);
+            }
         }
+        // Read again even when nothing is held back now: the horizon may have passed the
+        // events this read missed between the first read and the check.
         self.read_all_once(after, filter, limit).await
     }
 

@@ -234,6 +234,20 @@ impl EventStore for PgEventStore {
         self.read_all_impl(after, filter, limit).await
     }
 
+    async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
+        let (tx, pos) = crate::read::cursor_params(after);
+        let n: i64 = sqlx::query_scalar(&self.sql().count_after)
+            .bind(tx)
+            .bind(pos)
+            .bind(filter.is_all())
+            .bind(&filter.categories)
+            .bind(&filter.event_types)
+            .fetch_one(self.pool())
+            .await
+            .map_err(store_error)?;
+        Ok(n as u64)
+    }
+
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
         self.delete_stream_impl(stream, expected).await
     }
