@@ -259,8 +259,13 @@ impl EventStore for InMemoryStore {
 
     async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
         let inner = self.lock();
-        let start = usize::try_from(after.position()).unwrap_or(usize::MAX).min(inner.log.len());
-        Ok(inner.log[start..].iter().filter(|e| filter.matches(e.stream.category(), &e.event_type)).count() as u64)
+        let start = usize::try_from(after.position())
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
+        Ok(inner.log[start..]
+            .iter()
+            .filter(|e| filter.matches(e.stream.category(), &e.event_type))
+            .count() as u64)
     }
 
     async fn wait_for_append(&self, after: Cursor, timeout: Duration) {

@@ -324,7 +324,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             if let Some(done) = already {
                 // This command id already wrote its events: deciding again against the newer
                 // state could decide differently (or be refused). It is done; say so.
-                return Ok(Executed { state, version, cursor: done.cursor, event_ids: done.event_ids });
+                return Ok(Executed {
+                    state,
+                    version,
+                    cursor: done.cursor,
+                    event_ids: done.event_ids,
+                });
             }
             let events = decide(&state).map_err(CommandError::Rejected)?;
             if events.is_empty() {

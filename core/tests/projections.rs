@@ -664,7 +664,10 @@ async fn a_saga_restarted_mid_way_sends_no_command_twice() {
 async fn wait_until(mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for the runners");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the runners"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }

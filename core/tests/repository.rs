@@ -432,15 +432,27 @@ async fn a_repeated_command_id_is_done_even_when_deciding_again_would_refuse() {
     let store = InMemoryStore::new();
     let repo = Repository::<Counter, _>::new(store.clone());
     // A command that only makes sense once: it refuses when the counter is not zero.
-    let once = |c: &Counter| if c.value == 0 { c.add(5) } else { Err(CounterError::Capped(0)) };
+    let once = |c: &Counter| {
+        if c.value == 0 {
+            c.add(5)
+        } else {
+            Err(CounterError::Capped(0))
+        }
+    };
     let ctx = CommandContext::new().with_command_id(Uuid::now_v7());
     let first = repo.execute("once", &ctx, once).await.unwrap();
     let again = repo.execute("once", &ctx, once).await.unwrap();
-    assert_eq!(again.event_ids, first.event_ids, "the repeat reports the events written the first time");
+    assert_eq!(
+        again.event_ids, first.event_ids,
+        "the repeat reports the events written the first time"
+    );
     assert_eq!(again.cursor, first.cursor);
     assert_eq!((again.version, again.state.value), (1, 5));
     assert_eq!(store.len(), 1);
     // Another command id is a new command, and is refused.
     let other = CommandContext::new().with_command_id(Uuid::now_v7());
-    assert!(matches!(repo.execute("once", &other, once).await, Err(CommandError::Rejected(_))));
+    assert!(matches!(
+        repo.execute("once", &other, once).await,
+        Err(CommandError::Rejected(_))
+    ));
 }

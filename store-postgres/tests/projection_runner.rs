@@ -381,7 +381,10 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
 async fn wait_until(mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for the runners");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the runners"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }

@@ -4,7 +4,9 @@
 //! `cargo run -p recount-sqlite --example quickstart`
 
 use recount::projection::{InMemoryProjection, ProjectionRunner, ReadModel};
-use recount::{aggregate, CommandContext, Cursor, EventStore, LogFilter, RecordedEvent, Repository};
+use recount::{
+    aggregate, CommandContext, Cursor, EventStore, LogFilter, RecordedEvent, Repository,
+};
 use recount_sqlite::SqliteEventStore;
 
 /// A bank account.
@@ -58,7 +60,9 @@ impl Account {
         if !self.owner.is_empty() {
             return Err(AccountError::AlreadyOpen);
         }
-        Ok(vec![AccountEvent::Opened { owner: owner.to_owned() }])
+        Ok(vec![AccountEvent::Opened {
+            owner: owner.to_owned(),
+        }])
     }
 
     /// Deposits money.
@@ -72,7 +76,10 @@ impl Account {
     /// Withdraws money, never below zero.
     pub fn withdraw(&self, amount: i64) -> Result<Vec<AccountEvent>, AccountError> {
         if self.balance < amount {
-            return Err(AccountError::Insufficient { balance: self.balance, asked: amount });
+            return Err(AccountError::Insufficient {
+                balance: self.balance,
+                asked: amount,
+            });
         }
         Ok(vec![AccountEvent::Withdrawn { amount }])
     }
@@ -99,7 +106,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     accounts.execute("42", &ctx, |a| a.open("Ada")).await?;
     accounts.execute("42", &ctx, |a| a.deposit(100)).await?;
     let done = accounts.execute("42", &ctx, |a| a.withdraw(30)).await?;
-    println!("account-42 is at version {} with balance {}", done.version, done.state.balance);
+    println!(
+        "account-42 is at version {} with balance {}",
+        done.version, done.state.balance
+    );
 
     match accounts.execute("42", &ctx, |a| a.withdraw(500)).await {
         Err(e) => println!("refused, as it should be: {e}"),
@@ -107,13 +117,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let counts = InMemoryProjection::<EventCounts>::new("event-counts");
-    ProjectionRunner::new(store.clone(), counts.clone()).catch_up().await?;
-    println!("projection `event-counts`: {:?}", counts.read(|c| c.0.clone()));
+    ProjectionRunner::new(store.clone(), counts.clone())
+        .catch_up()
+        .await?;
+    println!(
+        "projection `event-counts`: {:?}",
+        counts.read(|c| c.0.clone())
+    );
 
     println!("the global log:");
-    let batch = store.read_all(Cursor::START, &LogFilter::all(), 100).await?;
+    let batch = store
+        .read_all(Cursor::START, &LogFilter::all(), 100)
+        .await?;
     for e in &batch.events {
-        println!("  {:>3}  {:<12} v{}  {:<18} {}", e.cursor, e.stream, e.version, e.event_type, e.payload);
+        println!(
+            "  {:>3}  {:<12} v{}  {:<18} {}",
+            e.cursor, e.stream, e.version, e.event_type, e.payload
+        );
     }
     Ok(())
 }

@@ -190,12 +190,17 @@ pub(crate) fn count_after(conn: &Connection, after: Cursor, filter: &LogFilter) 
             .and_then(|mut s| s.query_row([after_pos], |r| r.get(0)))
     } else {
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        conn.prepare_cached(queries::COUNT_AFTER_FILTERED).and_then(|mut s| {
-            s.query_row(
-                rusqlite::params![after_pos, json(&filter.categories), json(&filter.event_types)],
-                |r| r.get(0),
-            )
-        })
+        conn.prepare_cached(queries::COUNT_AFTER_FILTERED)
+            .and_then(|mut s| {
+                s.query_row(
+                    rusqlite::params![
+                        after_pos,
+                        json(&filter.categories),
+                        json(&filter.event_types)
+                    ],
+                    |r| r.get(0),
+                )
+            })
     }
     .map_err(error::db)?;
     Ok(n as u64)

@@ -84,7 +84,8 @@ impl SqliteEventStore {
             .query_row(crate::queries::MAX_POSITION, [], |r| r.get(0))
             .map_err(error::db)?;
         let checkpointer = connect::open_checkpointer(&path, options.busy_timeout)?;
-        let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes).map_err(recount::Error::store)?;
+        let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes)
+            .map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
         let committed = Arc::new(watch::Sender::new(last as u64));
         let (queue, receiver) = mpsc::channel();

@@ -184,7 +184,10 @@ async fn the_wal_stays_bounded_under_steady_appends_with_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let limit = 1u64 << 20;
-    let opts = SqliteOptions { wal_limit_bytes: limit, ..SqliteOptions::default() };
+    let opts = SqliteOptions {
+        wal_limit_bytes: limit,
+        ..SqliteOptions::default()
+    };
     let store = SqliteEventStore::open_with(&path, opts).await.unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // A reader that never pauses for long, as a live projection would.
@@ -193,7 +196,10 @@ async fn the_wal_stays_bounded_under_steady_appends_with_readers() {
         async move {
             let mut reads = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                store.read_all(recount::Cursor::START, &recount::LogFilter::all(), 50).await.unwrap();
+                store
+                    .read_all(recount::Cursor::START, &recount::LogFilter::all(), 50)
+                    .await
+                    .unwrap();
                 reads += 1;
             }
             reads
@@ -228,6 +234,12 @@ async fn the_wal_stays_bounded_under_steady_appends_with_readers() {
     assert!(reader.await.unwrap() > 0 && written == 4);
     let total: u64 = std::fs::metadata(&path).unwrap().len();
     let now = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    assert!(total > 2 * limit, "the test wrote well past the limit: {total}");
-    assert!(now <= limit, "the WAL was brought back under the limit: {now} bytes (largest seen {largest})");
+    assert!(
+        total > 2 * limit,
+        "the test wrote well past the limit: {total}"
+    );
+    assert!(
+        now <= limit,
+        "the WAL was brought back under the limit: {now} bytes (largest seen {largest})"
+    );
 }

@@ -1,7 +1,9 @@
 //! SQL read models on SQLite: rows and checkpoint commit together; rebuild beside the live one.
 
 use recount::projection::{active_version, rebuild, ProjectionRunner, RunnerOptions};
-use recount::{Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId};
+use recount::{
+    Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId,
+};
 use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
 use recount_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
 use std::collections::BTreeMap;
@@ -33,31 +35,46 @@ impl SqliteReadModel for Totals {
             "INSERT INTO {} (stream, total, events) VALUES (?1, ?2, 1) ON CONFLICT (stream) DO UPDATE SET total = total + ?2, events = events + 1",
             self.table()
         );
-        tx.prepare_cached(&sql).and_then(|mut s| s.execute((e.stream.as_str(), n))).map_err(Error::store)?;
+        tx.prepare_cached(&sql)
+            .and_then(|mut s| s.execute((e.stream.as_str(), n)))
+            .map_err(Error::store)?;
         Ok(())
     }
 
     fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table())).map_err(Error::store)
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table()))
+            .map_err(Error::store)
     }
 }
 
 fn read_totals(path: &std::path::Path, table: &str) -> Option<BTreeMap<String, (i64, i64)>> {
     let conn = recount_sqlite::rusqlite::Connection::open(path).unwrap();
     let exists: Option<String> = conn
-        .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| r.get(0))
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
         .optional()
         .unwrap();
     exists?;
-    let mut stmt = conn.prepare(&format!("SELECT stream, total, events FROM {table}")).unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("SELECT stream, total, events FROM {table}"))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+        .unwrap();
     Some(rows.map(Result::unwrap).collect())
 }
 
 /// What the model holds after a straight replay of the whole log.
 async fn straight_replay(store: &SqliteEventStore, factor: i64) -> BTreeMap<String, (i64, i64)> {
     let mut out = BTreeMap::new();
-    let events = store.read_all(Cursor::START, &LogFilter::all(), usize::MAX).await.unwrap().events;
+    let events = store
+        .read_all(Cursor::START, &LogFilter::all(), usize::MAX)
+        .await
+        .unwrap()
+        .events;
     for e in events {
         let v: serde_json::Value = e.payload_as().unwrap();
         let entry = out.entry(e.stream.to_string()).or_insert((0, 0));
@@ -72,7 +89,10 @@ async fn write(store: &SqliteEventStore, streams: u64, rounds: u64) {
         for s in 0..streams {
             let sid = StreamId::new("acct", &s.to_string()).unwrap();
             let e = NewEvent::new("acct.added", &serde_json::json!({ "n": r + s })).unwrap();
-            store.append(&sid, ExpectedVersion::Any, vec![e]).await.unwrap();
+            store
+                .append(&sid, ExpectedVersion::Any, vec![e])
+                .await
+                .unwrap();
         }
     }
 }
@@ -84,21 +104,42 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
     let store = SqliteEventStore::open(&path).await.unwrap();
     write(&store, 4, 10).await;
     let projection = SqliteProjection::new(store.clone(), "totals", Totals { version: 1 });
-    let options = RunnerOptions { batch_size: 25, ..Default::default() };
+    let options = RunnerOptions {
+        batch_size: 25,
+        ..Default::default()
+    };
     let runner = ProjectionRunner::with_options(store.clone(), projection.clone(), options.clone());
     assert_eq!(runner.catch_up().await.unwrap(), 40);
     // A batch whose middle event the model refuses.
     write(&store, 4, 2).await;
-    let poison = NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
+    let poison =
+        NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
     let poisoned = StreamId::new("acct", "0").unwrap();
-    store.append(&poisoned, ExpectedVersion::Any, vec![poison]).await.unwrap();
+    store
+        .append(&poisoned, ExpectedVersion::Any, vec![poison])
+        .await
+        .unwrap();
     write(&store, 4, 2).await;
     let rows = read_totals(&path, "totals_v1").unwrap();
-    let checkpoint = store.load_checkpoint(runner.checkpoint_name()).await.unwrap();
+    let checkpoint = store
+        .load_checkpoint(runner.checkpoint_name())
+        .await
+        .unwrap();
     let err = runner.catch_up().await.unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
-    assert_eq!(read_totals(&path, "totals_v1").unwrap(), rows, "no row of the failed batch was kept");
-    assert_eq!(store.load_checkpoint(runner.checkpoint_name()).await.unwrap(), checkpoint, "checkpoint unchanged");
+    assert_eq!(
+        read_totals(&path, "totals_v1").unwrap(),
+        rows,
+        "no row of the failed batch was kept"
+    );
+    assert_eq!(
+        store
+            .load_checkpoint(runner.checkpoint_name())
+            .await
+            .unwrap(),
+        checkpoint,
+        "checkpoint unchanged"
+    );
     // A fixed model (the next build) resumes from the checkpoint on restart.
     struct Fixed(Totals);
     impl SqliteReadModel for Fixed {
@@ -117,7 +158,10 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
     let fixed = SqliteProjection::new(store.clone(), "totals", Fixed(Totals { version: 1 }));
     let restarted = ProjectionRunner::with_options(store.clone(), fixed, options);
     assert_eq!(restarted.catch_up().await.unwrap(), 17);
-    assert_eq!(read_totals(&path, "totals_v1").unwrap(), straight_replay(&store, 1).await);
+    assert_eq!(
+        read_totals(&path, "totals_v1").unwrap(),
+        straight_replay(&store, 1).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,8 +171,14 @@ async fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches(
     let store = SqliteEventStore::open(&path).await.unwrap();
     write(&store, 10, 100).await;
     let v1 = SqliteProjection::new(store.clone(), "totals", Totals { version: 1 });
-    ProjectionRunner::new(store.clone(), v1.clone()).catch_up().await.unwrap();
-    assert_eq!(read_totals(&path, "totals_v1").unwrap(), straight_replay(&store, 1).await);
+    ProjectionRunner::new(store.clone(), v1.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        read_totals(&path, "totals_v1").unwrap(),
+        straight_replay(&store, 1).await
+    );
     let started = std::sync::Arc::new(tokio::sync::Notify::new());
     let writer = tokio::spawn({
         let (store, started) = (store.clone(), started.clone());
@@ -146,10 +196,23 @@ async fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches(
     .await
     .unwrap();
     writer.await.unwrap();
-    assert!(done > 1000, "events appended during the rebuild were included: {done}");
+    assert!(
+        done > 1000,
+        "events appended during the rebuild were included: {done}"
+    );
     assert_eq!(last.unwrap().remaining, 0);
     assert_eq!(active_version(&store, "totals").await.unwrap(), Some(2));
-    assert!(read_totals(&path, "totals_v1").is_none(), "v1's table was dropped");
-    ProjectionRunner::new(store.clone(), v2).catch_up().await.unwrap();
-    assert_eq!(read_totals(&path, "totals_v2").unwrap(), straight_replay(&store, 2).await, "v2 has every event, with its own output");
+    assert!(
+        read_totals(&path, "totals_v1").is_none(),
+        "v1's table was dropped"
+    );
+    ProjectionRunner::new(store.clone(), v2)
+        .catch_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        read_totals(&path, "totals_v2").unwrap(),
+        straight_replay(&store, 2).await,
+        "v2 has every event, with its own output"
+    );
 }

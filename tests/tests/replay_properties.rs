@@ -3,7 +3,9 @@
 //! folded in memory from the same events; and both stores store the same events.
 
 use proptest::prelude::*;
-use recount::{aggregate, Aggregate, CommandContext, EventStore, InMemoryStore, Repository, StreamId};
+use recount::{
+    aggregate, Aggregate, CommandContext, EventStore, InMemoryStore, Repository, StreamId,
+};
 use recount_sqlite::SqliteEventStore;
 use serde::{Deserialize, Serialize};
 
@@ -49,8 +51,14 @@ impl Playlist {
     pub fn decide(&self, op: &Op) -> Result<Vec<PlaylistEvent>, PlaylistError> {
         let len = self.tracks.len();
         Ok(match op {
-            Op::Add(titles) => titles.iter().map(|t| PlaylistEvent::TrackAdded { title: t.clone() }).collect(),
-            Op::Move(from, to) if *from < len => vec![PlaylistEvent::TrackMoved { from: *from, to: *to }],
+            Op::Add(titles) => titles
+                .iter()
+                .map(|t| PlaylistEvent::TrackAdded { title: t.clone() })
+                .collect(),
+            Op::Move(from, to) if *from < len => vec![PlaylistEvent::TrackMoved {
+                from: *from,
+                to: *to,
+            }],
             Op::Remove(at) if *at < len => vec![PlaylistEvent::TrackRemoved { at: *at }],
             Op::Move(at, _) | Op::Remove(at) => return Err(PlaylistError::NoTrack(*at)),
             Op::Play => vec![PlaylistEvent::Played {}],
@@ -82,10 +90,16 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Runs `ops` through a repository on `store`; returns the loaded state, the replayed state
 /// and the stored events as (type, version, payload).
-async fn run<S: EventStore + Clone>(store: S, ops: &[Op]) -> (Playlist, Playlist, Vec<(String, u64, String)>) {
+async fn run<S: EventStore + Clone>(
+    store: S,
+    ops: &[Op],
+) -> (Playlist, Playlist, Vec<(String, u64, String)>) {
     let repo = Repository::<Playlist, _>::new(store.clone());
     for op in ops {
-        match repo.execute("p", &CommandContext::new(), |p| p.decide(op)).await {
+        match repo
+            .execute("p", &CommandContext::new(), |p| p.decide(op))
+            .await
+        {
             Ok(_) | Err(recount::CommandError::Rejected(_)) => {}
             Err(e) => panic!("store error: {e}"),
         }
@@ -94,7 +108,10 @@ async fn run<S: EventStore + Clone>(store: S, ops: &[Op]) -> (Playlist, Playlist
     let stream = StreamId::new("playlist", "p").unwrap();
     let stored = store.read_stream(&stream, 1, usize::MAX).await.unwrap();
     let replayed = Playlist::replayed(stored.iter().map(|e| e.decode::<PlaylistEvent>().unwrap()));
-    let events = stored.into_iter().map(|e| (e.event_type, e.version, e.payload)).collect();
+    let events = stored
+        .into_iter()
+        .map(|e| (e.event_type, e.version, e.payload))
+        .collect();
     (loaded, replayed, events)
 }
 

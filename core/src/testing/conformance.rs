@@ -841,21 +841,54 @@ pub async fn recorded_events_keep_what_was_appended<S: EventStore + Clone>(store
 pub async fn count_after_counts_what_the_log_holds<S: EventStore + Clone>(store: S) {
     let tag = Uuid::now_v7().simple().to_string();
     let (cat_a, cat_b) = (format!("ca{}", &tag[..12]), format!("cb{}", &tag[..12]));
-    let start = whole_log(&store).await.last().map(|e| e.cursor).unwrap_or(Cursor::START);
+    let start = whole_log(&store)
+        .await
+        .last()
+        .map(|e| e.cursor)
+        .unwrap_or(Cursor::START);
     let (a, b) = (fresh(&cat_a), fresh(&cat_b));
-    store.append(&a, ExpectedVersion::Any, events(&format!("{cat_a}.x"), 7)).await.unwrap();
-    let middle = store.append(&b, ExpectedVersion::Any, events(&format!("{cat_b}.y"), 5)).await.unwrap().cursor;
-    store.append(&a, ExpectedVersion::Any, events(&format!("{cat_a}.z"), 3)).await.unwrap();
+    store
+        .append(&a, ExpectedVersion::Any, events(&format!("{cat_a}.x"), 7))
+        .await
+        .unwrap();
+    let middle = store
+        .append(&b, ExpectedVersion::Any, events(&format!("{cat_b}.y"), 5))
+        .await
+        .unwrap()
+        .cursor;
+    store
+        .append(&a, ExpectedVersion::Any, events(&format!("{cat_a}.z"), 3))
+        .await
+        .unwrap();
     let count = |after: Cursor, filter: LogFilter| {
         let store = store.clone();
         async move { store.count_after(after, &filter).await.unwrap() }
     };
-    assert_eq!(count(start, LogFilter::all().category(&cat_a).category(&cat_b)).await, 15);
+    assert_eq!(
+        count(start, LogFilter::all().category(&cat_a).category(&cat_b)).await,
+        15
+    );
     assert_eq!(count(start, LogFilter::all().category(&cat_a)).await, 10);
-    assert_eq!(count(start, LogFilter::all().event_type(format!("{cat_b}.y"))).await, 5);
-    let both = LogFilter::all().category(&cat_b).event_type(format!("{cat_b}.y"));
-    assert_eq!(count(start, both).await, 5, "an event matching twice counts once");
+    assert_eq!(
+        count(start, LogFilter::all().event_type(format!("{cat_b}.y"))).await,
+        5
+    );
+    let both = LogFilter::all()
+        .category(&cat_b)
+        .event_type(format!("{cat_b}.y"));
+    assert_eq!(
+        count(start, both).await,
+        5,
+        "an event matching twice counts once"
+    );
     assert_eq!(count(middle, LogFilter::all().category(&cat_a)).await, 3);
-    assert_eq!(count(middle, LogFilter::all().category("nosuchcategory")).await, 0);
-    assert_eq!(count(start, LogFilter::all()).await, 15, "nothing else was appended after start");
+    assert_eq!(
+        count(middle, LogFilter::all().category("nosuchcategory")).await,
+        0
+    );
+    assert_eq!(
+        count(start, LogFilter::all()).await,
+        15,
+        "nothing else was appended after start"
+    );
 }

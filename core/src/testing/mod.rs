@@ -97,7 +97,9 @@ where
         .build()
         .expect("a tokio runtime for the conformance test");
     runtime.block_on(async move {
-        let Some(fixture) = factory().await.into_fixture() else { return };
+        let Some(fixture) = factory().await.into_fixture() else {
+            return;
+        };
         let outcome = tokio::spawn(test(fixture.store.clone())).await;
         if let Some(teardown) = fixture.teardown {
             teardown.await;

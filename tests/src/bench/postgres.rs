@@ -208,7 +208,9 @@ fn category(stream: &str) -> &str {
 #[async_trait]
 impl RawStore for PgRaw {
     fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Projection>> {
-        let model = Totals { table: format!("bench_totals_v{version}") };
+        let model = Totals {
+            table: format!("bench_totals_v{version}"),
+        };
         let p = recount_postgres::PgProjection::new(self.store.clone(), "bench-totals", model)
             .with_version(version);
         Some(Box::new(p))
@@ -294,14 +296,22 @@ impl recount_postgres::PgReadModel for Totals {
             "CREATE TABLE IF NOT EXISTS {} (stream text PRIMARY KEY, deposits bigint NOT NULL, total bigint NOT NULL)",
             self.table
         );
-        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &recount::RecordedEvent) -> Result<()> {
         self.apply_batch(conn, std::slice::from_ref(event)).await
     }
 
-    async fn apply_batch(&self, conn: &mut PgConnection, events: &[recount::RecordedEvent]) -> Result<()> {
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[recount::RecordedEvent],
+    ) -> Result<()> {
         let mut sums: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
         for e in events {
             let deposit: crate::fixtures::BenchEvent = e.payload_as()?;
@@ -316,11 +326,22 @@ impl recount_postgres::PgReadModel for Totals {
              ON CONFLICT (stream) DO UPDATE SET deposits = {0}.deposits + excluded.deposits, total = {0}.total + excluded.total",
             self.table
         );
-        sqlx::query(&sql).bind(streams).bind(counts).bind(totals).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .bind(streams)
+            .bind(counts)
+            .bind(totals)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 
     async fn drop_tables(&self, conn: &mut PgConnection) -> Result<()> {
         let sql = format!("DROP TABLE IF EXISTS {}", self.table);
-        sqlx::query(&sql).execute(conn).await.map(drop).map_err(Error::store)
+        sqlx::query(&sql)
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 }

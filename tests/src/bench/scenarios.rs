@@ -276,7 +276,10 @@ async fn raw_read_rate(pair: &StorePair, total: u64) -> Result<Measured> {
         n += rows.len() as u64;
     }
     assert_eq!(n, total, "the raw read saw every event");
-    Ok(Measured { per_sec: n as f64 / start.elapsed().as_secs_f64(), median_us: median_us(&mut latencies) })
+    Ok(Measured {
+        per_sec: n as f64 / start.elapsed().as_secs_f64(),
+        median_us: median_us(&mut latencies),
+    })
 }
 
 const PAGE: usize = 1000;
@@ -330,28 +333,50 @@ impl recount::projection::ReadModel for TypeCounts {
 
 /// Rebuilds a projection over the whole log (in-memory read model, and the store's SQL read
 /// model when it has one) beside the raw read rate of the same rows.
-async fn rebuilds(pair: &StorePair, events: u64) -> Result<Vec<(&'static str, Measured, Measured)>> {
+async fn rebuilds(
+    pair: &StorePair,
+    events: u64,
+) -> Result<Vec<(&'static str, Measured, Measured)>> {
     let total = seed_log(pair, events).await?;
     let raw = raw_read_rate(pair, total).await?;
     let timed = |done: u64, start: Instant, batches: &mut Vec<Duration>| {
         assert_eq!(done, total, "the rebuild handled every event");
-        Measured { per_sec: done as f64 / start.elapsed().as_secs_f64(), median_us: median_us(batches) }
+        Measured {
+            per_sec: done as f64 / start.elapsed().as_secs_f64(),
+            median_us: median_us(batches),
+        }
     };
     let mut rows = Vec::new();
     let model = recount::projection::InMemoryProjection::<TypeCounts>::new("bench-types");
     let (start, mut batches, mut last) = (Instant::now(), Vec::new(), Instant::now());
-    let done = recount::projection::rebuild(&pair.store, model, None::<&recount::projection::InMemoryProjection<TypeCounts>>, PAGE, |_| {
-        batches.push(last.elapsed());
-        last = Instant::now();
-    })
-    .await?;
-    rows.push(("in-memory read model", raw, timed(done, start, &mut batches)));
-    if let Some(sql) = pair.raw.sql_projection(1) {
-        let (start, mut batches, mut last) = (Instant::now(), Vec::new(), Instant::now());
-        let done = recount::projection::rebuild(&pair.store, sql, None::<&Box<dyn recount::projection::Projection>>, PAGE, |_| {
+    let done = recount::projection::rebuild(
+        &pair.store,
+        model,
+        None::<&recount::projection::InMemoryProjection<TypeCounts>>,
+        PAGE,
+        |_| {
             batches.push(last.elapsed());
             last = Instant::now();
-        })
+        },
+    )
+    .await?;
+    rows.push((
+        "in-memory read model",
+        raw,
+        timed(done, start, &mut batches),
+    ));
+    if let Some(sql) = pair.raw.sql_projection(1) {
+        let (start, mut batches, mut last) = (Instant::now(), Vec::new(), Instant::now());
+        let done = recount::projection::rebuild(
+            &pair.store,
+            sql,
+            None::<&Box<dyn recount::projection::Projection>>,
+            PAGE,
+            |_| {
+                batches.push(last.elapsed());
+                last = Instant::now();
+            },
+        )
         .await?;
         rows.push(("SQL read model", raw, timed(done, start, &mut batches)));
     }
@@ -370,8 +395,18 @@ pub async fn run_scenarios(factory: &PairFactory, opts: &BenchOptions) -> Result
         if scenario == "rebuild" {
             let n = opts.size(1_000_000, 20_000);
             for (what, raw, recount) in rebuilds(&pair, n).await? {
-                let r = row(scenario, name, "events", raw, recount, format!("{what}, {n} events; raw = raw read rate"));
-                eprintln!("rebuild ({what}) on {name}: recount {:.0}/s, raw read {:.0}/s, ratio {:.2}", r.recount_per_sec, r.raw_per_sec, r.ratio);
+                let r = row(
+                    scenario,
+                    name,
+                    "events",
+                    raw,
+                    recount,
+                    format!("{what}, {n} events; raw = raw read rate"),
+                );
+                eprintln!(
+                    "rebuild ({what}) on {name}: recount {:.0}/s, raw read {:.0}/s, ratio {:.2}",
+                    r.recount_per_sec, r.raw_per_sec, r.ratio
+                );
                 rows.push(r);
             }
             continue;

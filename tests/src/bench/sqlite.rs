@@ -113,7 +113,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 #[async_trait]
 impl RawStore for SqliteRaw {
     fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Projection>> {
-        let model = Totals { table: format!("bench_totals_v{version}") };
+        let model = Totals {
+            table: format!("bench_totals_v{version}"),
+        };
         let p = recount_sqlite::SqliteProjection::new(self.store.clone(), "bench-totals", model)
             .with_version(version);
         Some(Box::new(p))
@@ -218,11 +220,13 @@ impl recount_sqlite::SqliteReadModel for Totals {
             self.table
         );
         let mut stmt = tx.prepare_cached(&sql).map_err(Error::store)?;
-        stmt.execute((event.stream.as_str(), deposit.amount as i64)).map_err(Error::store)?;
+        stmt.execute((event.stream.as_str(), deposit.amount as i64))
+            .map_err(Error::store)?;
         Ok(())
     }
 
     fn drop_tables(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table)).map_err(Error::store)
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table))
+            .map_err(Error::store)
     }
 }
