@@ -1,4 +1,5 @@
-//! Appends and deletes: one call of a SQL function each (store contract, items 1–4 and 8).
+//! Appends and deletes: one call of a SQL function each (store contract, items 1–4 and 8);
+//! a single event goes through `append_event`, a batch through `append_events`.
 
 use crate::error::{classify, store_error, DbErrorKind};
 use crate::pgtypes::Xid8;
@@ -121,7 +122,12 @@ impl PgEventStore {
             .iter()
             .map(|e| (e.metadata.correlation_id, e.metadata.causation_id))
             .collect();
-        let events = self.limits().validate(events)?;
+        let mut events = self.limits().validate(events)?;
+        if events.len() == 1 {
+            if let (Some(event), Some(&ids)) = (events.pop(), correlation.first()) {
+                return self.append_one(stream, expected, event, ids).await;
+            }
+        }
         let c = Columns::new(events, correlation)?;
         let result = sqlx::query(&self.sql().append)
             .bind(stream.as_str())
@@ -143,6 +149,47 @@ impl PgEventStore {
             // failed statement wrote nothing.
             Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
                 return self.classify_retry(stream, expected, &c.ids, e).await;
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        let (outcome, done) = append_outcome(&row, stream, expected)?;
+        if outcome == WRITTEN {
+            self.appended();
+        }
+        Ok(done)
+    }
+
+    /// The single-event path: `append_event`, the same checks as `append_events` with the
+    /// event bound as plain values instead of one-element arrays.
+    async fn append_one(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        event: ValidEvent,
+        (correlation_id, causation_id): (Option<Uuid>, Option<Uuid>),
+    ) -> Result<AppendResult> {
+        let schema_version = i32::try_from(event.schema_version)
+            .map_err(|_| Error::invalid("schema version", "larger than 2147483647"))?;
+        let id = event.id;
+        let payload: &str = event.payload.get();
+        let result = sqlx::query(&self.sql().append_one)
+            .bind(stream.as_str())
+            .bind(stream.category())
+            .bind(expected_code(expected))
+            .bind(id)
+            .bind(event.event_type.as_str())
+            .bind(schema_version)
+            .bind(payload)
+            .bind(event.metadata.as_str())
+            .bind(correlation_id)
+            .bind(causation_id)
+            .fetch_one(self.pool())
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            // As in `append_impl`: an exact retry or a duplicate id.
+            Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
+                return self.classify_retry(stream, expected, &[id], e).await;
             }
             Err(e) => return Err(store_error(e)),
         };

@@ -32,15 +32,17 @@
 //!   `(transaction_id, global_position)`, the log order; indexes by category and by event
 //!   type for filtered reads.
 //! - `snapshots (stream_id, version, tag, state)` and `checkpoints (name, major, minor)`.
-//! - Functions `append_events`, `classify_retry` and `delete_stream`.
+//! - Functions `append_events`, `append_event`, `classify_retry` and `delete_stream`.
 //!
 //! ## Appends
 //!
 //! An append of any size is one round trip: one call of `append_events` with the batch as
-//! arrays. It takes a per-stream advisory lock (writers of different streams never wait for
-//! each other), checks the expected version by inserting or conditionally updating the
-//! stream's row before any global position is drawn, then inserts all events with one
-//! `INSERT ... SELECT FROM unnest(...)`. A conflict comes back as the function's result, an
+//! arrays, or, for the common single event, of `append_event` with plain values (the same
+//! steps, without the arrays). It takes a per-stream advisory lock (writers of different
+//! streams never wait for each other), checks the expected version by inserting or
+//! conditionally updating the stream's row before any global position is drawn, then inserts
+//! all events with one `INSERT ... SELECT FROM unnest(...)` (one `INSERT ... VALUES` for a
+//! single event). A conflict comes back as the function's result, an
 //! already stored event id as the SQLSTATE `unique_violation`, which triggers the exact-retry
 //! check of store contract item 4; never from an error's text.
 //!

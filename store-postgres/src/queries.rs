@@ -9,6 +9,11 @@ const EVENT_COLUMNS: &str = "e.transaction_id, e.global_position, e.stream_id, e
 const APPEND: &str = "SELECT outcome, stream_version, transaction_id, global_position, event_id \
      FROM {schema}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// A single-event append, one round trip: the same checks with plain values for the event.
+const APPEND_ONE: &str =
+    "SELECT outcome, stream_version, transaction_id, global_position, event_id \
+     FROM {schema}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
 /// After a unique violation: is the append an exact retry?
 const CLASSIFY_RETRY: &str = "SELECT outcome, stream_version, transaction_id, global_position, \
      event_id FROM {schema}.classify_retry($1, $2) WHERE outcome IS NOT NULL";
@@ -115,6 +120,7 @@ pub(crate) const NOTIFY: &str =
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) append: String,
+    pub(crate) append_one: String,
     pub(crate) classify_retry: String,
     pub(crate) delete_stream: String,
     pub(crate) read_stream: String,
@@ -142,6 +148,7 @@ impl Queries {
         };
         Queries {
             append: q(APPEND),
+            append_one: q(APPEND_ONE),
             classify_retry: q(CLASSIFY_RETRY),
             delete_stream: q(DELETE_STREAM),
             read_stream: q(READ_STREAM),
