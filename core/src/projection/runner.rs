@@ -64,6 +64,11 @@ pub struct ProjectionRunner<S, P> {
     checkpoint: String,
     counters: Arc<Counters>,
     position: watch::Sender<Option<Cursor>>,
+    /// The committed checkpoint as this runner last saw it (`None`: load it from the
+    /// projection). It spares a checkpoint read per batch; a stale value costs nothing worse
+    /// than one refused commit, since every commit is a compare-and-set, after which it is
+    /// loaded again.
+    known: std::sync::Mutex<Option<Option<Cursor>>>,
 }
 
 /// Outcome of one step.
@@ -89,6 +94,24 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
             checkpoint,
             counters: Arc::default(),
             position: watch::channel(None).0,
+            known: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Option<Cursor>>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed checkpoint: as last seen, or loaded from the projection.
+    async fn committed(&self) -> Result<Option<Cursor>> {
+        let cached = *self.known();
+        match cached {
+            Some(at) => Ok(at),
+            None => {
+                let at = self.projection.position(&self.checkpoint).await?;
+                *self.known() = Some(at);
+                Ok(at)
+            }
         }
     }
 
@@ -125,7 +148,7 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
 
     /// Handles one batch after the committed checkpoint.
     async fn step(&self) -> Result<Step> {
-        let expected = self.projection.position(&self.checkpoint).await?;
+        let expected = self.committed().await?;
         let after = expected.unwrap_or(Cursor::START);
         let batch = self
             .store
@@ -149,17 +172,21 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
         };
         match self.projection.commit(events, checkpoint).await {
             Ok(()) => {
+                *self.known() = Some(Some(batch.last_seen));
                 self.counters.events.fetch_add(n, Ordering::Relaxed);
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 self.position.send_replace(Some(batch.last_seen));
                 Ok(Step::Committed)
             }
             Err(e @ Error::CheckpointConflict { .. }) => {
+                *self.known() = None;
                 self.counters.fenced.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(checkpoint = %self.checkpoint, "another runner moved the checkpoint; batch dropped");
                 Err(e)
             }
             Err(e) => {
+                // The outcome of a failed commit may be unknown: load the checkpoint again.
+                *self.known() = None;
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(checkpoint = %self.checkpoint, error = %e, "projection batch failed; nothing of it was kept");
                 Err(e)
@@ -195,6 +222,8 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
             let after = self.position.borrow().unwrap_or(Cursor::START);
             let pause = if !lease.is_held() {
                 if lease.try_acquire(&self.store).await? {
+                    // Another runner may have moved the checkpoint while this one waited.
+                    *self.known() = None;
                     renewed = std::time::Instant::now();
                     Duration::ZERO
                 } else {
