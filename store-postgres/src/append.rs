@@ -172,32 +172,41 @@ impl PgEventStore {
             .map_err(|_| Error::invalid("schema version", "larger than 2147483647"))?;
         let id = event.id;
         let payload: &str = event.payload.get();
-        let result = sqlx::query(&self.sql().append_one)
-            .bind(stream.as_str())
-            .bind(stream.category())
-            .bind(expected_code(expected))
-            .bind(id)
-            .bind(event.event_type.as_str())
-            .bind(schema_version)
-            .bind(payload)
-            .bind(event.metadata.as_str())
-            .bind(correlation_id)
-            .bind(causation_id)
-            .fetch_one(self.pool())
-            .await;
-        let row = match result {
-            Ok(row) => row,
-            // As in `append_impl`: an exact retry or a duplicate id.
-            Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
-                return self.classify_retry(stream, expected, &[id], e).await;
+        // An exact version of an existing stream (most appends of an aggregate) first tries the
+        // fast path, one statement; when it writes nothing, `append_event` says why.
+        let fast = matches!(expected, ExpectedVersion::Exact(n) if n > 0);
+        let queries = [&self.sql().append_exact, &self.sql().append_one];
+        for sql in &queries[usize::from(!fast)..] {
+            let result = sqlx::query(sql)
+                .bind(stream.as_str())
+                .bind(stream.category())
+                .bind(expected_code(expected))
+                .bind(id)
+                .bind(event.event_type.as_str())
+                .bind(schema_version)
+                .bind(payload)
+                .bind(event.metadata.as_str())
+                .bind(correlation_id)
+                .bind(causation_id)
+                .fetch_optional(self.pool())
+                .await;
+            let row = match result {
+                Ok(Some(row)) => row,
+                // The fast path's check did not pass: nothing written.
+                Ok(None) => continue,
+                // As in `append_impl`: an exact retry or a duplicate id.
+                Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
+                    return self.classify_retry(stream, expected, &[id], e).await;
+                }
+                Err(e) => return Err(store_error(e)),
+            };
+            let (outcome, done) = append_outcome(&row, stream, expected)?;
+            if outcome == WRITTEN {
+                self.appended();
             }
-            Err(e) => return Err(store_error(e)),
-        };
-        let (outcome, done) = append_outcome(&row, stream, expected)?;
-        if outcome == WRITTEN {
-            self.appended();
+            return Ok(done);
         }
-        Ok(done)
+        Err(Error::store("append_event returned no row"))
     }
 
     async fn classify_retry(

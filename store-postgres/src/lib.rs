@@ -46,6 +46,13 @@
 //! already stored event id as the SQLSTATE `unique_violation`, which triggers the exact-retry
 //! check of store contract item 4; never from an error's text.
 //!
+//! The most common append of all, one event at an exact version of a stream that exists (an
+//! aggregate's next event), is sent as one plain statement that does the same three steps
+//! (lock, conditional update, insert) without the function call, which on its own costs more
+//! than the stream row's update. When that statement writes nothing (a conflict, a deleted
+//! stream, a retry), `append_event` is called to say which; the common case stays one round
+//! trip.
+//!
 //! ## The global log, and what delays its readers
 //!
 //! Global positions come from an identity sequence, drawn when a transaction inserts, but

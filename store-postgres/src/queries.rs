@@ -14,6 +14,32 @@ const APPEND_ONE: &str =
     "SELECT outcome, stream_version, transaction_id, global_position, event_id \
      FROM {schema}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// The fast path of `append_event` for an exact expected version of an existing stream: the
+/// same steps as one statement instead of a function call (the call alone costs more than the
+/// stream row's update). Returns no row when the check did not pass; nothing was written then,
+/// and the caller asks `append_event`, which tells a conflict from a deleted stream or an exact
+/// retry.
+///
+/// The stream's advisory lock comes first: the one-time filter on `locked` runs before any row
+/// is touched, so before the transaction has an id (the rule of `append_events`). The stream
+/// row was found with the statement's snapshot, taken before the lock was granted; if another
+/// writer changed it meanwhile, the update checks the condition again on the newest version
+/// (read committed's recheck), so a stale snapshot can only send an append to the slow path,
+/// never let a check pass that should fail.
+const APPEND_EXACT: &str = "WITH locked AS MATERIALIZED ( \
+         SELECT pg_advisory_xact_lock(1919250021, hashtext($1::text))), \
+     bumped AS ( \
+         UPDATE {schema}.streams s SET version = s.version + 1 \
+         WHERE s.stream_id = $1::text AND s.version = $3::int8 AND NOT s.deleted \
+           AND (SELECT count(*) FROM locked) > 0 \
+         RETURNING s.version) \
+     INSERT INTO {schema}.events AS e (stream_id, stream_version, category, event_id, \
+         event_type, schema_version, payload, metadata, correlation_id, causation_id) \
+     SELECT $1::text, b.version, $2::text, $4::uuid, $5::text, $6::int4, $7::text::json, \
+         $8::text::json, $9::uuid, $10::uuid \
+     FROM bumped b \
+     RETURNING 0::int4, e.stream_version, e.transaction_id, e.global_position, e.event_id";
+
 /// After a unique violation: is the append an exact retry?
 const CLASSIFY_RETRY: &str = "SELECT outcome, stream_version, transaction_id, global_position, \
      event_id FROM {schema}.classify_retry($1, $2) WHERE outcome IS NOT NULL";
@@ -121,6 +147,7 @@ pub(crate) const NOTIFY: &str =
 pub(crate) struct Queries {
     pub(crate) append: String,
     pub(crate) append_one: String,
+    pub(crate) append_exact: String,
     pub(crate) classify_retry: String,
     pub(crate) delete_stream: String,
     pub(crate) read_stream: String,
@@ -149,6 +176,7 @@ impl Queries {
         Queries {
             append: q(APPEND),
             append_one: q(APPEND_ONE),
+            append_exact: q(APPEND_EXACT),
             classify_retry: q(CLASSIFY_RETRY),
             delete_stream: q(DELETE_STREAM),
             read_stream: q(READ_STREAM),

@@ -102,3 +102,78 @@ fn concurrent_exact_appends_write_each_version_once_and_losers_conflict() {
         },
     );
 }
+
+/// Within a stream, the global log's order is version order, also when writers race: some
+/// append with `Any`, some with the version they read, and some guess the version after it
+/// (an exact expectation that only passes if it waits for a writer still in flight). A
+/// follower reading the log must see each stream's versions in increasing order.
+#[test]
+fn racing_writers_of_one_stream_reach_the_log_in_version_order() {
+    common::run(
+        "racing_writers_of_one_stream_reach_the_log_in_version_order",
+        |db| async move {
+            let store = db.store.clone();
+            let stream = StreamId::new("order", "one").unwrap();
+            let event = |t: usize| NewEvent::new("order.written", &serde_json::json!({ "t": t }));
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![event(0).unwrap()])
+                .await
+                .unwrap();
+            let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let (store, stream, start) = (store.clone(), stream.clone(), start.clone());
+                    tokio::spawn(async move {
+                        let mut guesses_won = 0usize;
+                        start.wait().await;
+                        for _ in 0..ATTEMPTS {
+                            let seen = store.stream_version(&stream).await.expect("version");
+                            let (expected, guess) = match t % 3 {
+                                0 => (ExpectedVersion::Any, false),
+                                1 => (ExpectedVersion::Exact(seen), false),
+                                _ => (ExpectedVersion::Exact(seen + 1), true),
+                            };
+                            match store
+                                .append(&stream, expected, vec![event(t).unwrap()])
+                                .await
+                            {
+                                Ok(_) => guesses_won += usize::from(guess),
+                                Err(Error::Conflict { .. }) => {}
+                                Err(e) => panic!("a racer failed: {e}"),
+                            }
+                        }
+                        guesses_won
+                    })
+                })
+                .collect();
+            let mut guesses_won = 0;
+            for t in tasks {
+                guesses_won += t.await.expect("racer");
+            }
+            assert!(
+                guesses_won > 0,
+                "no guessed version was ever written: no append waited for a writer in flight"
+            );
+            let n = store.stream_version(&stream).await.unwrap();
+            let mut in_log = Vec::new();
+            let mut after = recount::Cursor::START;
+            loop {
+                let batch = store
+                    .read_all(after, &recount::LogFilter::all(), 7)
+                    .await
+                    .unwrap();
+                let Some(last) = batch.events.last() else {
+                    break;
+                };
+                after = last.cursor;
+                in_log.extend(batch.events.iter().map(|e| e.version));
+            }
+            assert_eq!(
+                in_log,
+                (1..=n).collect::<Vec<_>>(),
+                "the log holds versions 1..={n} in version order"
+            );
+            eprintln!("order test: {n} versions, {guesses_won} guessed versions won");
+        },
+    );
+}

@@ -54,7 +54,13 @@ async fn main() -> std::process::ExitCode {
     let mut rows: Vec<Row> = Vec::new();
     for store in &stores {
         let Some(factory) = factory(store) else {
-            eprintln!("bench: store `{store}` is not available in this build");
+            if store == "postgres" {
+                eprintln!(
+                    "bench: --store postgres needs DATABASE_URL (postgres://user@host:port/db)"
+                );
+            } else {
+                eprintln!("bench: unknown store `{store}`");
+            }
             return std::process::ExitCode::FAILURE;
         };
         match bench::run_scenarios(&factory, &opts).await {
