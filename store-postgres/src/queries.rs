@@ -1,6 +1,10 @@
 //! Every SQL statement the store sends (STYLE.md, item 12). Tables and functions are created
 //! by `migrations/`; here `{schema}` stands for the configured, validated, quoted schema.
 
+/// The class key of every advisory lock the store takes (the per-stream locks of the append
+/// functions in `migrations/` use it too, written there as a number).
+pub(crate) const LOCK_CLASS: i32 = 1919250021;
+
 /// The columns of an event row, in the order `read::decode_event` reads them.
 const EVENT_COLUMNS: &str = "e.transaction_id, e.global_position, e.stream_id, e.stream_version, \
      e.event_id, e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at";
@@ -27,7 +31,7 @@ const APPEND_ONE: &str =
 /// (read committed's recheck), so a stale snapshot can only send an append to the slow path,
 /// never let a check pass that should fail.
 const APPEND_EXACT: &str = "WITH locked AS MATERIALIZED ( \
-         SELECT pg_advisory_xact_lock(1919250021, hashtext($1::text))), \
+         SELECT pg_advisory_xact_lock({lock_class}, hashtext($1::text))), \
      bumped AS ( \
          UPDATE {schema}.streams s SET version = s.version + 1 \
          WHERE s.stream_id = $1::text AND s.version = $3::int8 AND NOT s.deleted \
@@ -172,6 +176,7 @@ impl Queries {
             template
                 .replace("{columns}", EVENT_COLUMNS)
                 .replace("{schema}", &quoted)
+                .replace("{lock_class}", &LOCK_CLASS.to_string())
         };
         Queries {
             append: q(APPEND),

@@ -23,7 +23,7 @@ const POOL_SIZE: u32 = 16;
 
 /// Serializes `CREATE SCHEMA` between processes migrating at once (an arbitrary key in the
 /// two-key advisory lock space, which sqlx's own migration lock does not use).
-const MIGRATE_LOCK: (i32, i32) = (1919250021, 0);
+const MIGRATE_LOCK: (i32, i32) = (crate::queries::LOCK_CLASS, 0);
 
 /// A Recount event store in PostgreSQL. Cloning gives another handle to the same store.
 ///

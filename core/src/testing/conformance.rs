@@ -45,7 +45,9 @@ async fn all_of_stream<S: EventStore>(store: &S, s: &StreamId) -> Vec<RecordedEv
         .expect("read stream")
 }
 
-async fn whole_log<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+/// Every event of the global log, read from the start in pages until the store says nothing
+/// more is there (`last_seen` stops moving). Panics on a read error, as a test helper.
+pub async fn whole_log<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
     let mut out = Vec::new();
     let mut after = Cursor::START;
     loop {
