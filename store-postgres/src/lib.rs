@@ -47,11 +47,17 @@
 //! check of store contract item 4; never from an error's text.
 //!
 //! The most common append of all, one event at an exact version of a stream that exists (an
-//! aggregate's next event), is sent as one plain statement that does the same three steps
-//! (lock, conditional update, insert) without the function call, which on its own costs more
-//! than the stream row's update. When that statement writes nothing (a conflict, a deleted
-//! stream, a retry), `append_event` is called to say which; the common case stays one round
-//! trip.
+//! aggregate's next event), is sent as one plain statement: the conditional update of the
+//! stream row, then the insert, without the function call (which on its own costs more than
+//! the stream row's update) and without the advisory lock (the row's lock orders it; see
+//! below). When that statement writes nothing (a conflict, a deleted stream, a retry),
+//! `append_event` is called to say which; the common case stays one round trip.
+//!
+//! Within a stream, the log order is version order: a later version always has a later
+//! transaction id. The functions lock the stream row right after the advisory lock, before
+//! anything gives their transaction an id, and a row lock assigns the id only once it is
+//! granted; the fast path's update may get its id before it waits, but writes only if the row
+//! is unchanged after the wait.
 //!
 //! ## The global log, and what delays its readers
 //!

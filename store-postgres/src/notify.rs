@@ -11,27 +11,34 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// At most one `NOTIFY` per this interval from one store handle. Sending it inside the append
-/// transaction would make all committing writers queue on the notification lock; sending one
-/// per append would cost a round trip each.
-const NOTIFY_INTERVAL: Duration = Duration::from_millis(3);
-
 /// How long the listener waits before reconnecting after an error.
 const LISTEN_RETRY: Duration = Duration::from_millis(500);
 
-/// The sending side: appends signal a background task, which sends the `NOTIFY`.
-#[derive(Debug, Default)]
+/// The sending side: appends signal a background task, which sends the `NOTIFY`, at most one
+/// per `interval` (`PgOptions::notify_interval`). Sending it inside the append transaction
+/// would make all committing writers queue on the notification lock; sending one per append
+/// would cost a transaction each.
+#[derive(Debug)]
 pub(crate) struct Notifier {
+    interval: Duration,
     pending: OnceLock<mpsc::Sender<()>>,
 }
 
 impl Notifier {
+    pub(crate) fn new(interval: Duration) -> Self {
+        Notifier {
+            interval,
+            pending: OnceLock::new(),
+        }
+    }
+
     /// Records that an append committed. Never waits: if a wake-up is already pending, this
     /// one rides along with it.
     pub(crate) fn appended(&self, pool: &PgPool, channel: &str) {
         let tx = self.pending.get_or_init(|| {
             let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(send_notifications(rx, pool.clone(), channel.to_owned()));
+            let (pool, channel) = (pool.clone(), channel.to_owned());
+            tokio::spawn(send_notifications(rx, pool, channel, self.interval));
             tx
         });
         let _ = tx.try_send(());
@@ -39,12 +46,17 @@ impl Notifier {
 }
 
 /// Sends one `NOTIFY` per burst of appends; ends when the store is dropped.
-async fn send_notifications(mut pending: mpsc::Receiver<()>, pool: PgPool, channel: String) {
+async fn send_notifications(
+    mut pending: mpsc::Receiver<()>,
+    pool: PgPool,
+    channel: String,
+    interval: Duration,
+) {
     while pending.recv().await.is_some() {
         if let Err(e) = sqlx::query(NOTIFY).bind(&channel).execute(&pool).await {
             tracing::debug!(error = %e, "recount: NOTIFY after append failed; followers poll");
         }
-        tokio::time::sleep(NOTIFY_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Store options.
 
 use recount::{Error, Limits};
+use std::time::Duration;
 
 /// How a [`PgEventStore`](crate::PgEventStore) is set up.
 ///
@@ -20,6 +21,12 @@ pub struct PgOptions {
     /// Input limits checked before every append (default: [`Limits::default`], 1 MiB payloads
     /// and 16 KiB metadata).
     pub limits: Limits,
+    /// The shortest time between two wake-up notifications (`NOTIFY`) sent by one store
+    /// handle (default 10 ms). Appends within it share one notification, sent after they
+    /// commit. Shorter wakes waiting followers sooner; each notification is a small
+    /// transaction of its own, so a busy writer pays for every one. Followers also poll, so
+    /// this bounds a wake-up's delay, never whether events are seen.
+    pub notify_interval: Duration,
 }
 
 impl Default for PgOptions {
@@ -27,6 +34,7 @@ impl Default for PgOptions {
         PgOptions {
             schema: "recount".to_owned(),
             limits: Limits::default(),
+            notify_interval: Duration::from_millis(10),
         }
     }
 }
@@ -41,6 +49,12 @@ impl PgOptions {
     /// Sets the input limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the shortest time between two wake-up notifications.
+    pub fn with_notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 

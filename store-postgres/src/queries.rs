@@ -1,8 +1,8 @@
 //! Every SQL statement the store sends (STYLE.md, item 12). Tables and functions are created
 //! by `migrations/`; here `{schema}` stands for the configured, validated, quoted schema.
 
-/// The class key of every advisory lock the store takes (the per-stream locks of the append
-/// functions in `migrations/` use it too, written there as a number).
+/// The class key of every advisory lock the store takes (the per-stream locks of the functions
+/// in `migrations/` use it too, written there as a number).
 pub(crate) const LOCK_CLASS: i32 = 1919250021;
 
 /// The columns of an event row, in the order `read::decode_event` reads them.
@@ -19,23 +19,22 @@ const APPEND_ONE: &str =
      FROM {schema}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// The fast path of `append_event` for an exact expected version of an existing stream: the
-/// same steps as one statement instead of a function call (the call alone costs more than the
+/// same checks as one statement instead of a function call (the call alone costs more than the
 /// stream row's update). Returns no row when the check did not pass; nothing was written then,
 /// and the caller asks `append_event`, which tells a conflict from a deleted stream or an exact
 /// retry.
 ///
-/// The stream's advisory lock comes first: the one-time filter on `locked` runs before any row
-/// is touched, so before the transaction has an id (the rule of `append_events`). The stream
-/// row was found with the statement's snapshot, taken before the lock was granted; if another
-/// writer changed it meanwhile, the update checks the condition again on the newest version
-/// (read committed's recheck), so a stale snapshot can only send an append to the slow path,
-/// never let a check pass that should fail.
-const APPEND_EXACT: &str = "WITH locked AS MATERIALIZED ( \
-         SELECT pg_advisory_xact_lock({lock_class}, hashtext($1::text))), \
-     bumped AS ( \
+/// It takes no advisory lock: the stream row's lock orders it. Its transaction gets an id when
+/// the `UPDATE` starts, perhaps before it waits for the row; but if the writer it waited for
+/// changed the row (a new version, a tombstone), read committed's recheck finds the version
+/// no longer equal to `$3` and nothing is written. So when it writes, every earlier writer of
+/// the stream had committed before its statement began, with a smaller transaction id. The
+/// functions lock the row before anything gives their transaction an id (migration 0003), so
+/// they too get a larger id than a fast-path writer they waited for: within a stream, log
+/// order is version order.
+const APPEND_EXACT: &str = "WITH bumped AS ( \
          UPDATE {schema}.streams s SET version = s.version + 1 \
          WHERE s.stream_id = $1::text AND s.version = $3::int8 AND NOT s.deleted \
-           AND (SELECT count(*) FROM locked) > 0 \
          RETURNING s.version) \
      INSERT INTO {schema}.events AS e (stream_id, stream_version, category, event_id, \
          event_type, schema_version, payload, metadata, correlation_id, causation_id) \
@@ -176,7 +175,6 @@ impl Queries {
             template
                 .replace("{columns}", EVENT_COLUMNS)
                 .replace("{schema}", &quoted)
-                .replace("{lock_class}", &LOCK_CLASS.to_string())
         };
         Queries {
             append: q(APPEND),

@@ -81,7 +81,11 @@ impl PgEventStore {
     /// Fails only when the schema name is invalid.
     pub fn from_pool(pool: PgPool, options: PgOptions) -> Result<Self> {
         options.validate()?;
-        let PgOptions { schema, limits } = options;
+        let PgOptions {
+            schema,
+            limits,
+            notify_interval,
+        } = options;
         Ok(PgEventStore {
             shared: Arc::new(Shared {
                 sql: Queries::new(&schema),
@@ -89,7 +93,7 @@ impl PgEventStore {
                 pool,
                 schema,
                 limits,
-                notifier: Notifier::default(),
+                notifier: Notifier::new(notify_interval),
                 listener: Listener::default(),
             }),
         })

@@ -3,6 +3,7 @@
 mod common;
 
 use recount::{Error, EventStore, ExpectedVersion, NewEvent, StreamId};
+use sqlx::Connection;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -166,6 +167,101 @@ fn racing_writers_of_one_stream_reach_the_log_in_version_order() {
                 "the log holds versions 1..={n} in version order"
             );
             eprintln!("order test: {n} versions, {guesses_won} guessed versions won");
+        },
+    );
+}
+
+/// A writer that holds a stream's row without its advisory lock, as the one-statement fast
+/// path of a single exact append does, makes the other writers of the stream wait, and they
+/// check the version it committed, not the one they saw before waiting: a delete expecting the
+/// old version is a conflict (not a tombstone over an event it never saw), and so is an append.
+#[test]
+fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
+    common::run(
+        "writers_waiting_for_an_append_in_flight_check_the_version_it_commits",
+        |db| async move {
+            let store = db.store.clone();
+            let stream = StreamId::new("held", "one").unwrap();
+            let event = || NewEvent::new("held.written", &serde_json::json!({})).unwrap();
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .await
+                .unwrap();
+
+            // An append in flight, as the fast path makes it: the stream row moved to version 2
+            // and the event inserted, not committed yet.
+            let mut held = db.connection().await;
+            let mut tx = held.begin().await.unwrap();
+            sqlx::query("UPDATE recount.streams SET version = 2 WHERE stream_id = $1")
+                .bind(stream.as_str())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO recount.events (stream_id, stream_version, category, event_id, \
+                 event_type, schema_version, payload, metadata) \
+                 VALUES ($1, 2, $2, $3, 'held.written', 1, '{}', '{}')",
+            )
+            .bind(stream.as_str())
+            .bind(stream.category())
+            .bind(uuid::Uuid::new_v4())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+
+            let delete = tokio::spawn({
+                let (store, stream) = (store.clone(), stream.clone());
+                async move {
+                    store
+                        .delete_stream(&stream, ExpectedVersion::Exact(1))
+                        .await
+                }
+            });
+            let append = tokio::spawn({
+                let (store, stream) = (store.clone(), stream.clone());
+                async move {
+                    store
+                        .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+                        .await
+                }
+            });
+            // Both must really wait for the held row (else this test proves nothing).
+            let mut watcher = db.connection().await;
+            let mut waiting = 0;
+            for _ in 0..3_000 {
+                waiting = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&mut watcher)
+                .await
+                .unwrap();
+                if waiting >= 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                waiting, 2,
+                "the delete and the append wait for the held row"
+            );
+            tx.commit().await.unwrap();
+
+            match delete.await.unwrap() {
+                Err(Error::Conflict { actual: 2, .. }) => {}
+                other => panic!("the delete must see version 2 and conflict, got {other:?}"),
+            }
+            match append.await.unwrap() {
+                Err(Error::Conflict { actual: 2, .. }) => {}
+                other => panic!("the append must see version 2 and conflict, got {other:?}"),
+            }
+            assert_eq!(store.stream_version(&stream).await.unwrap(), 2);
+            let stored = store.read_stream(&stream, 1, usize::MAX).await.unwrap();
+            assert_eq!(
+                stored.len(),
+                2,
+                "the stream is not deleted and holds both events"
+            );
         },
     );
 }
