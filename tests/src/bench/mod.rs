@@ -75,6 +75,14 @@ pub trait RawStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Brings the storage to the same state before every round of either side, so work left
+    /// over by one round is not paid for by the next (PostgreSQL: a `CHECKPOINT`, else a
+    /// round that starts when the WAL fills up pays for the checkpoint and the full-page
+    /// images after it).
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// A SQL read model for the `rebuild` scenario, written in the store's own transactions
     /// (`None`: the store has no SQL read models).
     fn sql_projection(&self, _version: u32) -> Option<Box<dyn recount::projection::Projection>> {
