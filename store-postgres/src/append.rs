@@ -69,6 +69,16 @@ impl Columns {
     }
 }
 
+/// One event's append, as the single-event statements bind it.
+struct One<'a> {
+    stream: &'a StreamId,
+    expected: ExpectedVersion,
+    event: &'a ValidEvent,
+    schema_version: i32,
+    /// Correlation and causation ids.
+    ids: (Option<Uuid>, Option<Uuid>),
+}
+
 /// Reads a function's result row into an append outcome.
 fn append_outcome(
     row: &PgRow,
@@ -160,53 +170,70 @@ impl PgEventStore {
     }
 
     /// The single-event path: `append_event`, the same checks as `append_events` with the
-    /// event bound as plain values instead of one-element arrays.
+    /// event bound as plain values instead of one-element arrays. An exact version of an
+    /// existing stream (most appends of an aggregate) first tries the fast path, one plain
+    /// statement; when that writes nothing, `append_event` says why.
     async fn append_one(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         event: ValidEvent,
-        (correlation_id, causation_id): (Option<Uuid>, Option<Uuid>),
+        ids: (Option<Uuid>, Option<Uuid>),
     ) -> Result<AppendResult> {
         let schema_version = i32::try_from(event.schema_version)
             .map_err(|_| Error::invalid("schema version", "larger than 2147483647"))?;
-        let id = event.id;
-        let payload: &str = event.payload.get();
-        // An exact version of an existing stream (most appends of an aggregate) first tries the
-        // fast path, one statement; when it writes nothing, `append_event` says why.
-        let fast = matches!(expected, ExpectedVersion::Exact(n) if n > 0);
-        let queries = [&self.sql().append_exact, &self.sql().append_one];
-        for sql in &queries[usize::from(!fast)..] {
-            let result = sqlx::query(sql)
-                .bind(stream.as_str())
-                .bind(stream.category())
-                .bind(expected_code(expected))
-                .bind(id)
-                .bind(event.event_type.as_str())
-                .bind(schema_version)
-                .bind(payload)
-                .bind(event.metadata.as_str())
-                .bind(correlation_id)
-                .bind(causation_id)
-                .fetch_optional(self.pool())
-                .await;
-            let row = match result {
-                Ok(Some(row)) => row,
-                // The fast path's check did not pass: nothing written.
-                Ok(None) => continue,
-                // As in `append_impl`: an exact retry or a duplicate id.
-                Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
-                    return self.classify_retry(stream, expected, &[id], e).await;
-                }
-                Err(e) => return Err(store_error(e)),
-            };
-            let (outcome, done) = append_outcome(&row, stream, expected)?;
-            if outcome == WRITTEN {
-                self.appended();
+        let one = One {
+            stream,
+            expected,
+            event: &event,
+            schema_version,
+            ids,
+        };
+        if matches!(expected, ExpectedVersion::Exact(n) if n > 0) {
+            if let Some(done) = self.send_one(&self.sql().append_exact, &one).await? {
+                return Ok(done);
             }
-            return Ok(done);
         }
-        Err(Error::store("append_event returned no row"))
+        self.send_one(&self.sql().append_one, &one)
+            .await?
+            .ok_or_else(|| Error::store("append_event returned no row"))
+    }
+
+    /// Sends a single-event append statement; `None` when it returned no row (the fast path's
+    /// check did not pass, nothing was written).
+    async fn send_one(&self, sql: &str, one: &One<'_>) -> Result<Option<AppendResult>> {
+        let (correlation_id, causation_id) = one.ids;
+        let result = sqlx::query(sql)
+            .bind(one.stream.as_str())
+            .bind(one.stream.category())
+            .bind(expected_code(one.expected))
+            .bind(one.event.id)
+            .bind(one.event.event_type.as_str())
+            .bind(one.schema_version)
+            .bind(one.event.payload.get())
+            .bind(one.event.metadata.as_str())
+            .bind(correlation_id)
+            .bind(causation_id)
+            .fetch_optional(self.pool())
+            .await;
+        let row = match result {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(None),
+            // As in `append_impl`: an exact retry or a duplicate id.
+            Err(e) if classify(&e) == DbErrorKind::UniqueViolation => {
+                let ids = [one.event.id];
+                return self
+                    .classify_retry(one.stream, one.expected, &ids, e)
+                    .await
+                    .map(Some);
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        let (outcome, done) = append_outcome(&row, one.stream, one.expected)?;
+        if outcome == WRITTEN {
+            self.appended();
+        }
+        Ok(Some(done))
     }
 
     async fn classify_retry(
