@@ -86,8 +86,9 @@
 //! ## Wake-ups
 //!
 //! After appends commit, the store sends `NOTIFY` on
-//! [`PgEventStore::notification_channel`], coalesced to one per few milliseconds per store
-//! handle and never inside the append's transaction.
+//! [`PgEventStore::notification_channel`], coalesced to at most one per
+//! [`PgOptions::notify_interval`] (10 ms by default) per store handle, and never inside the
+//! append's transaction.
 //! [`wait_for_append`](recount::EventStore::wait_for_append) waits on one shared `LISTEN`
 //! connection per store, so a projection runner sleeps until something happened instead of
 //! polling in a tight loop. Notifications are hints: always read again, and poll on a timeout.
