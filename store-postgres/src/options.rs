@@ -7,8 +7,12 @@ use std::time::Duration;
 ///
 /// ```
 /// use recount_postgres::PgOptions;
-/// let options = PgOptions::default().with_schema("events_v2");
+/// use std::time::Duration;
+/// let options = PgOptions::default()
+///     .with_schema("events_v2")
+///     .with_notify_interval(Duration::from_millis(50));
 /// assert_eq!(options.schema, "events_v2");
+/// assert_eq!(PgOptions::default().notify_interval, Duration::from_millis(10));
 /// assert!(options.validate().is_ok());
 /// assert!(PgOptions::default().with_schema("Robert'); DROP TABLE").validate().is_err());
 /// ```
