@@ -3,7 +3,7 @@
 mod common;
 
 use recount::{Error, EventStore, ExpectedVersion, NewEvent, StreamId};
-use sqlx::Connection;
+use sqlx::PgConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -171,6 +171,57 @@ fn racing_writers_of_one_stream_reach_the_log_in_version_order() {
     );
 }
 
+/// Starts an append in flight on `stream` (at version 1) as the one-statement fast path of a
+/// single exact append makes it: the stream row moved to version 2 and the event inserted, in
+/// a transaction left open on the returned connection (`COMMIT` it).
+async fn hold_an_append(db: &common::TestDb, stream: &StreamId) -> PgConnection {
+    let mut held = db.connection().await;
+    sqlx::query("BEGIN").execute(&mut held).await.unwrap();
+    sqlx::query("UPDATE recount.streams SET version = 2 WHERE stream_id = $1")
+        .bind(stream.as_str())
+        .execute(&mut held)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO recount.events (stream_id, stream_version, category, event_id, \
+         event_type, schema_version, payload, metadata) \
+         VALUES ($1, 2, $2, $3, 'held.written', 1, '{}', '{}')",
+    )
+    .bind(stream.as_str())
+    .bind(stream.category())
+    .bind(uuid::Uuid::new_v4())
+    .execute(&mut held)
+    .await
+    .unwrap();
+    held
+}
+
+/// Waits until `n` sessions of the test database wait for a lock; returns whether each of
+/// them has a transaction id yet.
+async fn lock_waiters(db: &common::TestDb, n: usize) -> Vec<bool> {
+    let mut watcher = db.connection().await;
+    let mut waiting = Vec::new();
+    for _ in 0..3_000 {
+        waiting = sqlx::query_scalar::<_, bool>(
+            "SELECT backend_xid IS NOT NULL FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_all(&mut watcher)
+        .await
+        .unwrap();
+        if waiting.len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting.len(), n, "{n} writers wait for the held stream row");
+    waiting
+}
+
+fn held_event() -> NewEvent {
+    NewEvent::new("held.written", &serde_json::json!({})).unwrap()
+}
+
 /// A writer that holds a stream's row without its advisory lock, as the one-statement fast
 /// path of a single exact append does, makes the other writers of the stream wait, and they
 /// check the version it committed, not the one they saw before waiting: a delete expecting the
@@ -182,33 +233,11 @@ fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
         |db| async move {
             let store = db.store.clone();
             let stream = StreamId::new("held", "one").unwrap();
-            let event = || NewEvent::new("held.written", &serde_json::json!({})).unwrap();
             store
-                .append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .append(&stream, ExpectedVersion::NoStream, vec![held_event()])
                 .await
                 .unwrap();
-
-            // An append in flight, as the fast path makes it: the stream row moved to version 2
-            // and the event inserted, not committed yet.
-            let mut held = db.connection().await;
-            let mut tx = held.begin().await.unwrap();
-            sqlx::query("UPDATE recount.streams SET version = 2 WHERE stream_id = $1")
-                .bind(stream.as_str())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO recount.events (stream_id, stream_version, category, event_id, \
-                 event_type, schema_version, payload, metadata) \
-                 VALUES ($1, 2, $2, $3, 'held.written', 1, '{}', '{}')",
-            )
-            .bind(stream.as_str())
-            .bind(stream.category())
-            .bind(uuid::Uuid::new_v4())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-
+            let mut held = hold_an_append(&db, &stream).await;
             let delete = tokio::spawn({
                 let (store, stream) = (store.clone(), stream.clone());
                 async move {
@@ -221,31 +250,13 @@ fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
                 let (store, stream) = (store.clone(), stream.clone());
                 async move {
                     store
-                        .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+                        .append(&stream, ExpectedVersion::Exact(1), vec![held_event()])
                         .await
                 }
             });
             // Both must really wait for the held row (else this test proves nothing).
-            let mut watcher = db.connection().await;
-            let mut waiting = 0;
-            for _ in 0..3_000 {
-                waiting = sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                )
-                .fetch_one(&mut watcher)
-                .await
-                .unwrap();
-                if waiting >= 2 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            assert_eq!(
-                waiting, 2,
-                "the delete and the append wait for the held row"
-            );
-            tx.commit().await.unwrap();
+            lock_waiters(&db, 2).await;
+            sqlx::query("COMMIT").execute(&mut held).await.unwrap();
 
             match delete.await.unwrap() {
                 Err(Error::Conflict { actual: 2, .. }) => {}
@@ -262,6 +273,61 @@ fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
                 2,
                 "the stream is not deleted and holds both events"
             );
+        },
+    );
+}
+
+/// The rule that keeps log order equal to version order when a function's append waits for a
+/// fast-path writer: while it waits for the stream row it has no transaction id yet (so the id
+/// it gets is newer than the writer's), and its event lands after the writer's in the log.
+/// Fails if an append function touched a table before locking the stream row, or if
+/// PostgreSQL started to give a row lock's transaction its id before the wait.
+#[test]
+fn an_append_waiting_for_the_stream_row_has_no_transaction_id_yet() {
+    common::run(
+        "an_append_waiting_for_the_stream_row_has_no_transaction_id_yet",
+        |db| async move {
+            let store = db.store.clone();
+            let stream = StreamId::new("held", "two").unwrap();
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![held_event()])
+                .await
+                .unwrap();
+            let mut held = hold_an_append(&db, &stream).await;
+            let single = tokio::spawn({
+                let (store, stream) = (store.clone(), stream.clone());
+                async move {
+                    let e = vec![held_event()];
+                    store
+                        .append(&stream, ExpectedVersion::StreamExists, e)
+                        .await
+                }
+            });
+            assert_eq!(
+                lock_waiters(&db, 1).await,
+                [false],
+                "append_event waits for the stream row without a transaction id"
+            );
+            let batch = tokio::spawn({
+                let (store, stream) = (store.clone(), stream.clone());
+                async move {
+                    let e = vec![held_event(), held_event()];
+                    store.append(&stream, ExpectedVersion::Exact(3), e).await
+                }
+            });
+            // The batch waits for the advisory lock the single append holds; neither has an id.
+            assert_eq!(lock_waiters(&db, 2).await, [false, false]);
+            sqlx::query("COMMIT").execute(&mut held).await.unwrap();
+            let single = single.await.unwrap().unwrap();
+            let batch = batch.await.unwrap().unwrap();
+            assert_eq!((single.version, batch.version), (3, 5));
+            let in_log: Vec<u64> = recount::testing::conformance::whole_log(&store)
+                .await
+                .iter()
+                .filter(|e| e.stream == stream)
+                .map(|e| e.version)
+                .collect();
+            assert_eq!(in_log, [1, 2, 3, 4, 5], "log order is version order");
         },
     );
 }
