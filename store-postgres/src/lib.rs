@@ -38,13 +38,13 @@
 //!
 //! An append of any size is one round trip: one call of `append_events` with the batch as
 //! arrays, or, for the common single event, of `append_event` with plain values (the same
-//! steps, without the arrays). It takes a per-stream advisory lock (writers of different
-//! streams never wait for each other), checks the expected version by inserting or
-//! conditionally updating the stream's row before any global position is drawn, then inserts
-//! all events with one `INSERT ... SELECT FROM unnest(...)` (one `INSERT ... VALUES` for a
-//! single event). A conflict comes back as the function's result, an
-//! already stored event id as the SQLSTATE `unique_violation`, which triggers the exact-retry
-//! check of store contract item 4; never from an error's text.
+//! steps, without the arrays). It takes a per-stream advisory lock and the stream row's lock
+//! (writers of different streams never wait for each other), checks the expected version by
+//! inserting or conditionally updating the stream's row before any global position is drawn,
+//! then inserts all events with one `INSERT ... SELECT FROM unnest(...)` (one
+//! `INSERT ... VALUES` for a single event). A conflict comes back as the function's result,
+//! an already stored event id as the SQLSTATE `unique_violation`, which triggers the
+//! exact-retry check of store contract item 4; never from an error's text.
 //!
 //! The most common append of all, one event at an exact version of a stream that exists (an
 //! aggregate's next event), is sent as one plain statement: the conditional update of the
