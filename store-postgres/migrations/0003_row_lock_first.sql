@@ -4,7 +4,8 @@
 -- as one plain statement without the per-stream advisory lock (see `APPEND_EXACT` in
 -- `src/queries.rs`). It gets its transaction id when its `UPDATE` of the stream row starts,
 -- possibly before it waits for that row; but it only writes if the row is unchanged after the
--- wait, so it never writes after a writer that held the row before it.
+-- wait, so whenever it writes, every earlier writer of the stream committed before it began
+-- (with a smaller transaction id).
 --
 -- These functions keep the advisory lock, which orders them among themselves (and covers a
 -- stream row that does not exist yet), and now lock the stream row right after it, before
