@@ -15,7 +15,37 @@
 -- (transaction_id, global_position) stays version order. The new statement snapshot after the
 -- lock also sees what that writer committed, so `delete_stream` checks the newest version.
 --
--- The bodies are those of versions 1 and 2 with that one added statement.
+-- The bodies are those of versions 1 and 2 with that one added statement, and with the
+-- explanation of a refused append, which both append functions wrote out, in one function.
+
+-- Why an append wrote nothing (its version check did not pass), with the outcomes of
+-- `append_events`: 3 when the stream is deleted, else the exact retry (1) or duplicate id (4)
+-- that `classify_retry` finds, else 2, a conflict, with the stream's actual version. Called
+-- by both append functions under their locks.
+CREATE FUNCTION append_refused(p_stream text, p_ids uuid[],
+    OUT outcome integer, OUT stream_version bigint, OUT transaction_id xid8,
+    OUT global_position bigint, OUT event_id uuid)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_deleted boolean;
+BEGIN
+    SELECT s.version, s.deleted INTO stream_version, v_deleted
+    FROM streams s WHERE s.stream_id = p_stream;
+    IF v_deleted THEN
+        outcome := 3;
+        RETURN;
+    END IF;
+    SELECT * INTO outcome, stream_version, transaction_id, global_position, event_id
+    FROM classify_retry(p_stream, p_ids) c
+    WHERE c.outcome IS NOT NULL;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT s.version INTO stream_version FROM streams s WHERE s.stream_id = p_stream;
+    outcome := 2;
+    stream_version := coalesce(stream_version, 0);
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION append_events(
     p_stream text, p_category text, p_expected bigint,
@@ -27,7 +57,6 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_count bigint := cardinality(p_ids);
     v_before bigint;
-    v_deleted boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(1919250021, hashtext(p_stream));
     PERFORM FROM streams s WHERE s.stream_id = p_stream FOR NO KEY UPDATE;
@@ -54,21 +83,8 @@ BEGIN
 
     IF v_before IS NULL THEN
         -- Nothing written: the stream is deleted, the append is a retry, or a conflict.
-        SELECT s.version, s.deleted INTO stream_version, v_deleted
-        FROM streams s WHERE s.stream_id = p_stream;
-        IF v_deleted THEN
-            outcome := 3;
-            RETURN;
-        END IF;
         SELECT * INTO outcome, stream_version, transaction_id, global_position, event_id
-        FROM classify_retry(p_stream, p_ids) c
-        WHERE c.outcome IS NOT NULL;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-        SELECT s.version INTO stream_version FROM streams s WHERE s.stream_id = p_stream;
-        outcome := 2;
-        stream_version := coalesce(stream_version, 0);
+        FROM append_refused(p_stream, p_ids);
         RETURN;
     END IF;
 
@@ -97,7 +113,6 @@ CREATE OR REPLACE FUNCTION append_event(
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_before bigint;
-    v_deleted boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(1919250021, hashtext(p_stream));
     PERFORM FROM streams s WHERE s.stream_id = p_stream FOR NO KEY UPDATE;
@@ -124,21 +139,8 @@ BEGIN
 
     IF v_before IS NULL THEN
         -- Nothing written: the stream is deleted, the append is a retry, or a conflict.
-        SELECT s.version, s.deleted INTO stream_version, v_deleted
-        FROM streams s WHERE s.stream_id = p_stream;
-        IF v_deleted THEN
-            outcome := 3;
-            RETURN;
-        END IF;
         SELECT * INTO outcome, stream_version, transaction_id, global_position, event_id
-        FROM classify_retry(p_stream, ARRAY[p_id]) c
-        WHERE c.outcome IS NOT NULL;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-        SELECT s.version INTO stream_version FROM streams s WHERE s.stream_id = p_stream;
-        outcome := 2;
-        stream_version := coalesce(stream_version, 0);
+        FROM append_refused(p_stream, ARRAY[p_id]);
         RETURN;
     END IF;
 

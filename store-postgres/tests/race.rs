@@ -3,6 +3,7 @@
 mod common;
 
 use recount::{Error, EventStore, ExpectedVersion, NewEvent, StreamId};
+use recount_postgres::PgEventStore;
 use sqlx::PgConnection;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -171,10 +172,14 @@ fn racing_writers_of_one_stream_reach_the_log_in_version_order() {
     );
 }
 
-/// Starts an append in flight on `stream` (at version 1) as the one-statement fast path of a
-/// single exact append makes it: the stream row moved to version 2 and the event inserted, in
-/// a transaction left open on the returned connection (`COMMIT` it).
+/// Writes version 1 of `stream`, then starts an append of version 2 as the one-statement fast
+/// path of a single exact append makes it: the stream row moved to version 2 and the event
+/// inserted, in a transaction left open on the returned connection (`COMMIT` it).
 async fn hold_an_append(db: &common::TestDb, stream: &StreamId) -> PgConnection {
+    db.store
+        .append(stream, ExpectedVersion::NoStream, vec![held_event()])
+        .await
+        .unwrap();
     let mut held = db.connection().await;
     sqlx::query("BEGIN").execute(&mut held).await.unwrap();
     sqlx::query("UPDATE recount.streams SET version = 2 WHERE stream_id = $1")
@@ -222,6 +227,20 @@ fn held_event() -> NewEvent {
     NewEvent::new("held.written", &serde_json::json!({})).unwrap()
 }
 
+/// Appends `n` events to `stream` with `expected` in a task of its own.
+fn spawn_append(
+    store: &PgEventStore,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    n: usize,
+) -> tokio::task::JoinHandle<recount::Result<recount::AppendResult>> {
+    let (store, stream) = (store.clone(), stream.clone());
+    tokio::spawn(async move {
+        let events = (0..n).map(|_| held_event()).collect();
+        store.append(&stream, expected, events).await
+    })
+}
+
 /// A writer that holds a stream's row without its advisory lock, as the one-statement fast
 /// path of a single exact append does, makes the other writers of the stream wait, and they
 /// check the version it committed, not the one they saw before waiting: a delete expecting the
@@ -233,10 +252,6 @@ fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
         |db| async move {
             let store = db.store.clone();
             let stream = StreamId::new("held", "one").unwrap();
-            store
-                .append(&stream, ExpectedVersion::NoStream, vec![held_event()])
-                .await
-                .unwrap();
             let mut held = hold_an_append(&db, &stream).await;
             let delete = tokio::spawn({
                 let (store, stream) = (store.clone(), stream.clone());
@@ -246,14 +261,7 @@ fn writers_waiting_for_an_append_in_flight_check_the_version_it_commits() {
                         .await
                 }
             });
-            let append = tokio::spawn({
-                let (store, stream) = (store.clone(), stream.clone());
-                async move {
-                    store
-                        .append(&stream, ExpectedVersion::Exact(1), vec![held_event()])
-                        .await
-                }
-            });
+            let append = spawn_append(&store, &stream, ExpectedVersion::Exact(1), 1);
             // Both must really wait for the held row (else this test proves nothing).
             lock_waiters(&db, 2).await;
             sqlx::query("COMMIT").execute(&mut held).await.unwrap();
@@ -289,32 +297,14 @@ fn an_append_waiting_for_the_stream_row_has_no_transaction_id_yet() {
         |db| async move {
             let store = db.store.clone();
             let stream = StreamId::new("held", "two").unwrap();
-            store
-                .append(&stream, ExpectedVersion::NoStream, vec![held_event()])
-                .await
-                .unwrap();
             let mut held = hold_an_append(&db, &stream).await;
-            let single = tokio::spawn({
-                let (store, stream) = (store.clone(), stream.clone());
-                async move {
-                    let e = vec![held_event()];
-                    store
-                        .append(&stream, ExpectedVersion::StreamExists, e)
-                        .await
-                }
-            });
+            let single = spawn_append(&store, &stream, ExpectedVersion::StreamExists, 1);
             assert_eq!(
                 lock_waiters(&db, 1).await,
                 [false],
                 "append_event waits for the stream row without a transaction id"
             );
-            let batch = tokio::spawn({
-                let (store, stream) = (store.clone(), stream.clone());
-                async move {
-                    let e = vec![held_event(), held_event()];
-                    store.append(&stream, ExpectedVersion::Exact(3), e).await
-                }
-            });
+            let batch = spawn_append(&store, &stream, ExpectedVersion::Exact(3), 2);
             // The batch waits for the advisory lock the single append holds; neither has an id.
             assert_eq!(lock_waiters(&db, 2).await, [false, false]);
             sqlx::query("COMMIT").execute(&mut held).await.unwrap();
