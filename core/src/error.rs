@@ -85,6 +85,32 @@ pub enum Error {
         /// The newest schema version this build knows.
         supported: i64,
     },
+    /// A consumer's own code (a read model, a side effect, a process manager, a sink) failed
+    /// on an event. The runner retries it, then applies the consumer's dead-letter policy.
+    #[error("consumer `{consumer}` failed on event {event_id}: {source}")]
+    Handler {
+        /// The consumer's name.
+        consumer: String,
+        /// The event it failed on.
+        event_id: Uuid,
+        /// What the consumer's code returned.
+        #[source]
+        source: BoxError,
+    },
+    /// A consumer stopped on an error that retrying cannot fix: its dead-letter policy is
+    /// [`DeadLetterPolicy::Stop`](crate::projection::DeadLetterPolicy::Stop) and an event kept
+    /// failing, or the store refused something permanently. Nothing after the event was
+    /// handled; fix the cause and start the runner again.
+    #[error("consumer `{consumer}` stopped{}: {source}", .event_id.map(|id| format!(" at event {id}")).unwrap_or_default())]
+    ConsumerStopped {
+        /// The consumer's name.
+        consumer: String,
+        /// The event it stopped at, when one event is the cause.
+        event_id: Option<Uuid>,
+        /// The last error.
+        #[source]
+        source: Box<Error>,
+    },
     /// The storage engine failed.
     #[error("store error: {source}")]
     Store {

@@ -45,6 +45,7 @@
 //! `recount-postgres`. Every store passes the conformance suite in `recount::testing`.
 
 pub mod aggregate;
+mod backoff;
 mod cursor;
 mod error;
 mod event;
@@ -57,6 +58,7 @@ mod stream;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Event};
+pub use backoff::Backoff;
 pub use cursor::Cursor;
 pub use error::{BoxError, Error, Result};
 pub use event::{

@@ -38,7 +38,8 @@ struct Inner {
     streams: HashMap<StreamId, StreamEntry>,
     ids: HashMap<Uuid, (StreamId, u64)>,
     snapshots: HashMap<StreamId, Snapshot>,
-    checkpoints: HashMap<String, Cursor>,
+    /// Each checkpoint's cursor and the state saved beside it.
+    checkpoints: HashMap<String, (Cursor, Option<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -277,7 +278,7 @@ impl EventStore for InMemoryStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
-        Ok(self.lock().checkpoints.get(name).copied())
+        Ok(self.lock().checkpoints.get(name).map(|c| c.0))
     }
 
     async fn save_checkpoint(
@@ -286,8 +287,36 @@ impl EventStore for InMemoryStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        self.set_checkpoint(name, expected, new, None)
+    }
+
+    async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        Ok(self.lock().checkpoints.get(name).cloned())
+    }
+
+    async fn save_checkpoint_state(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        state: Option<String>,
+    ) -> Result<()> {
+        self.set_checkpoint(name, expected, new, Some(state))
+    }
+}
+
+impl InMemoryStore {
+    /// The checkpoint compare-and-set; `state: None` keeps the stored state.
+    fn set_checkpoint(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        state: Option<Option<String>>,
+    ) -> Result<()> {
         let mut inner = self.lock();
-        let actual = inner.checkpoints.get(name).copied();
+        let stored = inner.checkpoints.get(name);
+        let actual = stored.map(|c| c.0);
         if actual != expected {
             return Err(Error::CheckpointConflict {
                 name: name.to_owned(),
@@ -295,7 +324,11 @@ impl EventStore for InMemoryStore {
                 actual,
             });
         }
-        inner.checkpoints.insert(name.to_owned(), new);
+        let state = match state {
+            Some(state) => state,
+            None => stored.and_then(|c| c.1.clone()),
+        };
+        inner.checkpoints.insert(name.to_owned(), (new, state));
         Ok(())
     }
 }

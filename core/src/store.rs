@@ -61,6 +61,25 @@ pub trait EventStore: Send + Sync + 'static {
         new: Cursor,
     ) -> Result<()>;
 
+    /// The named checkpoint with the state saved beside it by
+    /// [`EventStore::save_checkpoint_state`] (`None` inside: a checkpoint saved without one).
+    async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>>;
+
+    /// Like [`EventStore::save_checkpoint`], and in the same compare-and-set replaces the
+    /// state kept beside the checkpoint with `state` (text, typically JSON, the store does not
+    /// read it): both change, or neither (item 10). Consumers that keep a small state with
+    /// their position (process managers, relays) commit through this, so a runner that lost
+    /// its place can never save a state for a position it does not hold.
+    ///
+    /// [`EventStore::save_checkpoint`] leaves a stored state as it is.
+    async fn save_checkpoint_state(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        state: Option<String>,
+    ) -> Result<()>;
+
     /// How many events after `after` pass `filter` (for progress reports and lag).
     ///
     /// The default pages through [`EventStore::read_all`]; SQL stores answer with one query.
@@ -142,6 +161,23 @@ macro_rules! forward_store {
                 new: Cursor,
             ) -> Result<()> {
                 (**self).save_checkpoint(name, expected, new).await
+            }
+            async fn load_checkpoint_state(
+                &self,
+                name: &str,
+            ) -> Result<Option<(Cursor, Option<String>)>> {
+                (**self).load_checkpoint_state(name).await
+            }
+            async fn save_checkpoint_state(
+                &self,
+                name: &str,
+                expected: Option<Cursor>,
+                new: Cursor,
+                state: Option<String>,
+            ) -> Result<()> {
+                (**self)
+                    .save_checkpoint_state(name, expected, new, state)
+                    .await
             }
             async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
                 (**self).count_after(after, filter).await

@@ -5,8 +5,8 @@ mod common;
 use async_trait::async_trait;
 use common::Counter;
 use recount::projection::{
-    active_version, rebuild, CheckpointMove, DeadLetterPolicy, EffectRunner, InMemoryProjection,
-    ProcessManager, ProcessRunner, Projection, ProjectionRunner, ReadModel, RunnerOptions,
+    active_version, rebuild, CheckpointMove, Consumer, DeadLetterPolicy, Effects,
+    InMemoryProjection, Process, ProcessManager, ReadModel, RunState, Runner, RunnerOptions,
     SideEffect, Steps,
 };
 use recount::{
@@ -83,37 +83,75 @@ async fn log(store: &InMemoryStore) -> Vec<RecordedEvent> {
 }
 
 #[tokio::test]
-async fn a_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resumes() {
+async fn a_failing_batch_keeps_nothing_and_the_runner_stops_at_the_poison_event() {
     let store = InMemoryStore::new();
     write(&store, 5, 20).await;
     let projection = InMemoryProjection::<Tally>::new("tally");
     let options = RunnerOptions {
         batch_size: 30,
+        max_attempts: 2,
+        retry_backoff: (Duration::from_millis(1), Duration::from_millis(2)),
         ..Default::default()
     };
-    let runner = ProjectionRunner::with_options(store.clone(), projection.clone(), options);
+    let runner = Runner::with_options(store.clone(), projection.clone(), options);
     assert_eq!(runner.catch_up().await.unwrap(), 100);
     // New events; the model refuses one in the middle of the next batch.
     let more = write(&store, 5, 6).await;
     REFUSE.lock().unwrap().push(more[10]);
+    // A batch holding the refused event commits nothing of it, checkpoint included.
     let (model, checkpoint) = (projection.read(|t| t.clone()), projection.checkpoint());
-    let err = runner.catch_up().await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
-    assert_eq!(
-        projection.read(|t| t.clone()),
-        model,
-        "no row of the failed batch was kept"
+    let all = log(&store).await;
+    let batch: Vec<_> = all[100..].to_vec();
+    let end = batch.last().unwrap().cursor;
+    let failed = projection
+        .commit(
+            batch,
+            CheckpointMove {
+                name: runner.checkpoint_name().to_owned(),
+                expected: checkpoint,
+                new: end,
+            },
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(Error::InvalidInput { .. })),
+        "{failed:?}"
     );
+    assert_eq!(projection.read(|t| t.clone()), model, "no row was kept");
     assert_eq!(
         projection.checkpoint(),
         checkpoint,
         "the checkpoint did not move"
     );
-    assert_eq!(runner.stats().failures, 1);
+    // The runner retries, finds the event that fails, and stops there (a projection's
+    // default policy): the events before it are in, nothing after it.
+    let err = runner.catch_up().await.unwrap_err();
+    match &err {
+        Error::ConsumerStopped {
+            event_id, source, ..
+        } => {
+            assert_eq!(*event_id, Some(more[10]));
+            assert!(matches!(**source, Error::InvalidInput { .. }), "{source:?}");
+        }
+        other => panic!("expected a stop, got {other:?}"),
+    }
+    assert_eq!(
+        projection.read(|t| t.clone()),
+        straight_replay(&all[..110]),
+        "everything before the poison event, nothing after it"
+    );
+    assert_eq!(projection.checkpoint(), Some(all[109].cursor));
+    let status = runner.status();
+    assert_eq!(status.state, RunState::Stopped);
+    assert!(status.last_error.unwrap().contains("refuses"));
+    assert!(
+        status.failures >= 4,
+        "two attempts at the batch, two at the event"
+    );
     // The fault is fixed; a restarted runner resumes from the checkpoint.
     REFUSE.lock().unwrap().retain(|id| *id != more[10]);
-    let restarted = ProjectionRunner::new(store.clone(), projection.clone());
-    assert_eq!(restarted.catch_up().await.unwrap(), 30);
+    let restarted = Runner::new(store.clone(), projection.clone());
+    assert_eq!(restarted.catch_up().await.unwrap(), 20);
     assert_eq!(
         projection.read(|t| t.clone()),
         straight_replay(&log(&store).await)
@@ -130,7 +168,7 @@ struct Tagged {
 }
 
 #[async_trait]
-impl Projection for Tagged {
+impl Consumer for Tagged {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -171,11 +209,7 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
             by: by.clone(),
             slow,
         };
-        Arc::new(ProjectionRunner::with_options(
-            store.clone(),
-            p,
-            options.clone(),
-        ))
+        Arc::new(Runner::with_options(store.clone(), p, options.clone()))
     };
     let (a, b) = (
         runner("a", Duration::from_millis(30)),
@@ -190,21 +224,21 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
         async move { a.run(stopped(rx)).await }
     });
     // A takes the lease first; B starts once A is committing.
-    wait_until(|| a.stats().batches > 0).await;
+    wait_until(|| a.status().batches > 0).await;
     let task_b = tokio::spawn({
         let (b, rx) = (b.clone(), stop_rx.clone());
         async move { b.run(stopped(rx)).await }
     });
-    wait_until(|| a.stats().batches >= 4).await;
+    wait_until(|| a.status().batches >= 4).await;
     assert_eq!(
-        b.stats().events,
+        b.status().events,
         0,
         "while A holds the lease B handles nothing"
     );
     // Kill A in the middle of a batch (its commits take 30 ms each).
     tokio::time::sleep(Duration::from_millis(10)).await;
     task_a.abort();
-    let a_done = a.stats().events;
+    let a_done = a.status().events;
     assert!(a_done < 100, "A was stopped before the end");
     // More events arrive while B takes over.
     let late = write(&store, 4, 5).await;
@@ -214,7 +248,7 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
     }
     stop_tx.send(true).unwrap();
     task_b.await.unwrap().unwrap();
-    assert!(b.stats().events > 0, "B took over");
+    assert!(b.status().events > 0, "B took over");
     let seen = model.read(|t| t.seen.clone());
     assert_eq!(seen.len(), 120, "nothing skipped");
     assert!(seen.values().all(|n| *n == 1), "nothing handled twice");
@@ -225,7 +259,7 @@ async fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_dies
         by[first_b..].iter().all(|(t, _)| *t == "b"),
         "A never committed after B took over: {by:?}"
     );
-    assert_eq!(a_done + b.stats().events, 120);
+    assert_eq!(a_done + b.status().events, 120);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -233,7 +267,7 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
     let store = InMemoryStore::new();
     write(&store, 10, 300).await;
     let v1 = InMemoryProjection::<Tally>::new("tally");
-    ProjectionRunner::new(store.clone(), v1.clone())
+    Runner::new(store.clone(), v1.clone())
         .catch_up()
         .await
         .unwrap();
@@ -276,7 +310,7 @@ async fn a_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
     assert!(v1_total > 0);
     // The live v2 runner goes on after the switch; v2 then holds every event, including
     // those appended during the rebuild.
-    ProjectionRunner::new(store.clone(), v2.clone())
+    Runner::new(store.clone(), v2.clone())
         .catch_up()
         .await
         .unwrap();
@@ -302,7 +336,7 @@ async fn a_projection_partitioned_over_4_workers_handles_each_event_once_in_stre
                 partition: Some((i as u32, 4)),
                 ..Default::default()
             };
-            let runner = ProjectionRunner::with_options(store.clone(), m.clone(), options);
+            let runner = Runner::with_options(store.clone(), m.clone(), options);
             tokio::spawn(async move { runner.catch_up().await.unwrap() })
         })
         .collect();
@@ -340,7 +374,7 @@ async fn a_projection_partitioned_over_4_workers_handles_each_event_once_in_stre
 async fn a_caller_can_wait_until_a_projection_passed_its_append() {
     let store = InMemoryStore::new();
     let model = InMemoryProjection::<Tally>::new("ryw");
-    let runner = Arc::new(ProjectionRunner::new(store.clone(), model.clone()));
+    let runner = Arc::new(Runner::new(store.clone(), model.clone()));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let live = tokio::spawn({
         let runner = runner.clone();
@@ -393,15 +427,33 @@ impl SideEffect for Mailer {
     }
 }
 
+fn effects(
+    store: &InMemoryStore,
+    mailer: &Mailer,
+    attempts: u32,
+    policy: DeadLetterPolicy,
+) -> Runner<InMemoryStore, Effects<InMemoryStore, Mailer>> {
+    let options = RunnerOptions {
+        max_attempts: attempts,
+        retry_backoff: (Duration::from_millis(1), Duration::from_millis(1)),
+        dead_letters: Some(policy),
+        ..Default::default()
+    };
+    Runner::with_options(
+        store.clone(),
+        Effects::new(store.clone(), mailer.clone()),
+        options,
+    )
+}
+
 #[tokio::test]
 async fn a_failing_side_effect_is_parked_after_its_attempts_and_retried_later() {
     let store = InMemoryStore::new();
     let ids = write(&store, 3, 4).await;
     let mailer = Mailer::default();
     mailer.failing.lock().unwrap().insert(ids[4]);
-    let runner =
-        EffectRunner::new(store.clone(), mailer.clone()).with_retries(3, Duration::from_millis(1));
-    assert_eq!(runner.catch_up().await.unwrap(), 12);
+    let runner = effects(&store, &mailer, 3, DeadLetterPolicy::Skip);
+    assert_eq!(runner.catch_up().await.unwrap(), 11);
     assert_eq!(
         mailer.sent.lock().unwrap().len(),
         11,
@@ -433,9 +485,7 @@ async fn a_sequenced_dead_letter_holds_back_later_events_of_its_stream_only() {
     let ids = write(&store, 2, 3).await; // streams 0 and 1 alternate
     let mailer = Mailer::default();
     mailer.failing.lock().unwrap().insert(ids[0]); // stream tally-0, version 1
-    let runner = EffectRunner::new(store.clone(), mailer.clone())
-        .with_policy(DeadLetterPolicy::Sequenced)
-        .with_retries(2, Duration::from_millis(1));
+    let runner = effects(&store, &mailer, 2, DeadLetterPolicy::Sequenced);
     runner.catch_up().await.unwrap();
     let sent = mailer.sent.lock().unwrap().clone();
     assert_eq!(
@@ -536,6 +586,24 @@ async fn place(store: &InMemoryStore, order: &str, amount: u64) -> (Uuid, Uuid) 
     (id, correlation)
 }
 
+type Saga = Runner<InMemoryStore, Process<InMemoryStore, Checkout>>;
+
+/// A saga runner; `crash`: the manager fails once after its first step, and the runner, with
+/// one attempt and no dead letters, stops there as a crashed process would.
+fn saga(store: &InMemoryStore, crash: bool) -> Saga {
+    let options = RunnerOptions {
+        max_attempts: 1,
+        dead_letters: Some(DeadLetterPolicy::Stop),
+        ..Default::default()
+    };
+    let process = Process::new(store.clone(), checkout(store, crash));
+    Runner::with_options(store.clone(), process, options)
+}
+
+async fn saga_state(runner: &Saga) -> BTreeMap<String, String> {
+    runner.consumer().state().await.unwrap().0
+}
+
 fn checkout(store: &InMemoryStore, crash: bool) -> Checkout {
     Checkout {
         stock: Repository::new(store.clone()),
@@ -556,7 +624,7 @@ async fn caused_by(store: &InMemoryStore, cause: Uuid) -> Vec<RecordedEvent> {
 async fn a_saga_runs_its_steps_with_correlation_and_causation_kept() {
     let store = InMemoryStore::new();
     let (order, correlation) = place(&store, "1", 40).await;
-    let runner = ProcessRunner::new(store.clone(), checkout(&store, false));
+    let runner = saga(&store, false);
     assert_eq!(runner.catch_up().await.unwrap(), 1);
     let caused = caused_by(&store, order).await;
     assert_eq!(
@@ -571,13 +639,7 @@ async fn a_saga_runs_its_steps_with_correlation_and_causation_kept() {
         );
     }
     assert_eq!(
-        runner
-            .state()
-            .await
-            .unwrap()
-            .0
-            .get("order-1")
-            .map(String::as_str),
+        saga_state(&runner).await.get("order-1").map(String::as_str),
         Some("paid")
     );
 }
@@ -586,7 +648,7 @@ async fn a_saga_runs_its_steps_with_correlation_and_causation_kept() {
 async fn a_failing_second_step_runs_the_compensation_and_leaves_consistent_state() {
     let store = InMemoryStore::new();
     let (order, correlation) = place(&store, "2", 500).await;
-    let runner = ProcessRunner::new(store.clone(), checkout(&store, false));
+    let runner = saga(&store, false);
     runner.catch_up().await.unwrap();
     let caused = caused_by(&store, order).await;
     let kinds: Vec<_> = caused
@@ -618,13 +680,7 @@ async fn a_failing_second_step_runs_the_compensation_and_leaves_consistent_state
         "nothing charged"
     );
     assert_eq!(
-        runner
-            .state()
-            .await
-            .unwrap()
-            .0
-            .get("order-2")
-            .map(String::as_str),
+        saga_state(&runner).await.get("order-2").map(String::as_str),
         Some("released")
     );
 }
@@ -633,14 +689,14 @@ async fn a_failing_second_step_runs_the_compensation_and_leaves_consistent_state
 async fn a_saga_restarted_mid_way_sends_no_command_twice() {
     let store = InMemoryStore::new();
     let (order, _) = place(&store, "3", 10).await;
-    let crashing = ProcessRunner::new(store.clone(), checkout(&store, true));
+    let crashing = saga(&store, true);
     crashing.catch_up().await.unwrap_err();
     assert_eq!(
         caused_by(&store, order).await.len(),
         1,
         "the first step ran before the crash"
     );
-    let restarted = ProcessRunner::new(store.clone(), checkout(&store, false));
+    let restarted = saga(&store, false);
     assert_eq!(restarted.catch_up().await.unwrap(), 1);
     let caused = caused_by(&store, order).await;
     assert_eq!(

@@ -104,6 +104,21 @@ async fn conflicts_past_the_bound_are_returned() {
         ) -> recount::Result<()> {
             self.0.save_checkpoint(n, e, c).await
         }
+        async fn load_checkpoint_state(
+            &self,
+            n: &str,
+        ) -> recount::Result<Option<(Cursor, Option<String>)>> {
+            self.0.load_checkpoint_state(n).await
+        }
+        async fn save_checkpoint_state(
+            &self,
+            n: &str,
+            e: Option<Cursor>,
+            c: Cursor,
+            state: Option<String>,
+        ) -> recount::Result<()> {
+            self.0.save_checkpoint_state(n, e, c, state).await
+        }
     }
     let repo = Repository::<Counter, _>::new(Interloper(InMemoryStore::new()))
         .with_max_conflict_retries(3);
@@ -260,6 +275,21 @@ impl EventStore for LostReply {
     }
     async fn save_checkpoint(&self, n: &str, e: Option<Cursor>, c: Cursor) -> recount::Result<()> {
         self.inner.save_checkpoint(n, e, c).await
+    }
+    async fn load_checkpoint_state(
+        &self,
+        n: &str,
+    ) -> recount::Result<Option<(Cursor, Option<String>)>> {
+        self.inner.load_checkpoint_state(n).await
+    }
+    async fn save_checkpoint_state(
+        &self,
+        n: &str,
+        e: Option<Cursor>,
+        c: Cursor,
+        state: Option<String>,
+    ) -> recount::Result<()> {
+        self.inner.save_checkpoint_state(n, e, c, state).await
     }
 }
 

@@ -33,29 +33,45 @@ impl PgEventStore {
             .map_err(store_error)
     }
 
-    /// The compare-and-set, on `conn` (a pooled connection or an open transaction). On
-    /// failure it reads what is stored, for the error.
+    /// The compare-and-set, on `conn` (a pooled connection or an open transaction); `state:
+    /// Some` replaces the state kept beside the checkpoint, `None` leaves it. On failure it
+    /// reads what is stored, for the error.
     pub(crate) async fn save_checkpoint_on(
         &self,
         conn: &mut PgConnection,
         name: &str,
         expected: Option<Cursor>,
         new: Cursor,
+        state: Option<Option<&str>>,
     ) -> Result<()> {
         let (new_major, new_minor) = to_sql(new);
-        let query = match expected {
-            None => sqlx::query(&self.sql().insert_checkpoint)
+        let sql = self.sql();
+        let query = match (expected, state) {
+            (None, None) => sqlx::query(&sql.insert_checkpoint)
                 .bind(name)
                 .bind(new_major)
                 .bind(new_minor),
-            Some(old) => {
+            (None, Some(state)) => sqlx::query(&sql.insert_checkpoint_state)
+                .bind(name)
+                .bind(new_major)
+                .bind(new_minor)
+                .bind(state),
+            (Some(old), state) => {
                 let (old_major, old_minor) = to_sql(old);
-                sqlx::query(&self.sql().update_checkpoint)
+                let query = match state {
+                    None => sqlx::query(&sql.update_checkpoint),
+                    Some(_) => sqlx::query(&sql.update_checkpoint_state),
+                };
+                let query = query
                     .bind(name)
                     .bind(old_major)
                     .bind(old_minor)
                     .bind(new_major)
-                    .bind(new_minor)
+                    .bind(new_minor);
+                match state {
+                    None => query,
+                    Some(state) => query.bind(state),
+                }
             }
         };
         let done = query.execute(&mut *conn).await.map_err(store_error)?;
@@ -70,14 +86,30 @@ impl PgEventStore {
         })
     }
 
+    pub(crate) async fn load_checkpoint_state_impl(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Cursor, Option<String>)>> {
+        let mut conn = self.pool().acquire().await.map_err(store_error)?;
+        let row = sqlx::query(&self.sql().load_checkpoint_state)
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        row.map(|r| Ok((from_sql(r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+            .transpose()
+            .map_err(store_error)
+    }
+
     pub(crate) async fn save_checkpoint_impl(
         &self,
         name: &str,
         expected: Option<Cursor>,
         new: Cursor,
+        state: Option<Option<&str>>,
     ) -> Result<()> {
         let mut conn = self.pool().acquire().await.map_err(store_error)?;
-        self.save_checkpoint_on(&mut conn, name, expected, new)
+        self.save_checkpoint_on(&mut conn, name, expected, new, state)
             .await
     }
 
@@ -150,7 +182,7 @@ impl PgEventStore {
     {
         let mut conn = self.pool().acquire().await.map_err(store_error)?;
         let mut tx = conn.begin().await.map_err(store_error)?;
-        self.save_checkpoint_on(&mut tx, name, expected, new)
+        self.save_checkpoint_on(&mut tx, name, expected, new, None)
             .await?;
         let value = write(&mut tx).await?;
         tx.commit().await.map_err(store_error)?;

@@ -3,7 +3,7 @@
 use crate::PgEventStore;
 use async_trait::async_trait;
 use futures::FutureExt;
-use recount::projection::{checkpoint_name, CheckpointMove, Projection};
+use recount::projection::{checkpoint_name, CheckpointMove, Consumer};
 use recount::{Cursor, EventStore, LogFilter, RecordedEvent, Result};
 use sqlx::PgConnection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +36,7 @@ pub trait PgReadModel: Send + Sync + 'static {
     async fn drop_tables(&self, conn: &mut PgConnection) -> Result<()>;
 }
 
-/// A [`Projection`] whose read model is tables in the event store's database.
+/// A [`Consumer`] whose read model is tables in the event store's database.
 #[derive(Debug)]
 pub struct PgProjection<M> {
     store: PgEventStore,
@@ -92,7 +92,7 @@ impl<M: PgReadModel> PgProjection<M> {
 }
 
 #[async_trait]
-impl<M: PgReadModel> Projection for PgProjection<M> {
+impl<M: PgReadModel> Consumer for PgProjection<M> {
     fn name(&self) -> &str {
         &self.name
     }

@@ -130,6 +130,19 @@ const LOAD_SNAPSHOT: &str =
 
 const LOAD_CHECKPOINT: &str = "SELECT major, minor FROM {schema}.checkpoints WHERE name = $1";
 
+const LOAD_CHECKPOINT_STATE: &str =
+    "SELECT major, minor, state FROM {schema}.checkpoints WHERE name = $1";
+
+/// Compare-and-set from "not stored", with a state.
+const INSERT_CHECKPOINT_STATE: &str =
+    "INSERT INTO {schema}.checkpoints (name, major, minor, state) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING";
+
+/// Compare-and-set from a stored cursor, replacing the state.
+const UPDATE_CHECKPOINT_STATE: &str = "UPDATE {schema}.checkpoints \
+     SET major = $4, minor = $5, state = $6, updated_at = now() \
+     WHERE name = $1 AND major = $2 AND minor = $3";
+
 /// Compare-and-set from "not stored".
 const INSERT_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints (name, major, minor) \
      VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
@@ -165,6 +178,9 @@ pub(crate) struct Queries {
     pub(crate) load_checkpoint: String,
     pub(crate) insert_checkpoint: String,
     pub(crate) update_checkpoint: String,
+    pub(crate) load_checkpoint_state: String,
+    pub(crate) insert_checkpoint_state: String,
+    pub(crate) update_checkpoint_state: String,
 }
 
 impl Queries {
@@ -194,6 +210,9 @@ impl Queries {
             load_checkpoint: q(LOAD_CHECKPOINT),
             insert_checkpoint: q(INSERT_CHECKPOINT),
             update_checkpoint: q(UPDATE_CHECKPOINT),
+            load_checkpoint_state: q(LOAD_CHECKPOINT_STATE),
+            insert_checkpoint_state: q(INSERT_CHECKPOINT_STATE),
+            update_checkpoint_state: q(UPDATE_CHECKPOINT_STATE),
         }
     }
 }

@@ -296,7 +296,22 @@ impl EventStore for PgEventStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
-        self.save_checkpoint_impl(name, expected, new).await
+        self.save_checkpoint_impl(name, expected, new, None).await
+    }
+
+    async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        self.load_checkpoint_state_impl(name).await
+    }
+
+    async fn save_checkpoint_state(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        state: Option<String>,
+    ) -> Result<()> {
+        self.save_checkpoint_impl(name, expected, new, Some(state.as_deref()))
+            .await
     }
 
     /// Returns when a notification arrives on [`notification_channel`](Self::notification_channel)

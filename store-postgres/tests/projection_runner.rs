@@ -4,7 +4,9 @@
 mod common;
 
 use async_trait::async_trait;
-use recount::projection::{active_version, rebuild, ProjectionRunner, RunnerOptions};
+use recount::projection::{
+    active_version, rebuild, CheckpointMove, Consumer, Runner, RunnerOptions,
+};
 use recount::{
     Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId,
 };
@@ -130,11 +132,13 @@ fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resum
                 heal: false,
             },
         );
-        let runner = ProjectionRunner::with_options(store.clone(), projection, options.clone());
+        let runner = Runner::with_options(store.clone(), projection, options.clone());
+        let projection = runner.consumer();
         assert_eq!(runner.catch_up().await.unwrap(), 40);
         write(&store, 4, 2).await;
         let poison =
             NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
+        let poison_id = poison.id;
         store
             .append(
                 &StreamId::new("acct", "0").unwrap(),
@@ -149,8 +153,25 @@ fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resum
             .load_checkpoint(runner.checkpoint_name())
             .await
             .unwrap();
-        let err = runner.catch_up().await.unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        // One commit of the batch holding the poison event keeps nothing, checkpoint included.
+        let batch = store
+            .read_all(checkpoint.unwrap_or(Cursor::START), &LogFilter::all(), 25)
+            .await
+            .unwrap();
+        let failed = projection
+            .commit(
+                batch.events,
+                CheckpointMove {
+                    name: runner.checkpoint_name().to_owned(),
+                    expected: checkpoint,
+                    new: batch.last_seen,
+                },
+            )
+            .await;
+        assert!(
+            matches!(failed, Err(Error::InvalidInput { .. })),
+            "{failed:?}"
+        );
         assert_eq!(
             read_totals(&db, 1).await.unwrap(),
             rows,
@@ -161,7 +182,15 @@ fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resum
                 .load_checkpoint(runner.checkpoint_name())
                 .await
                 .unwrap(),
-            checkpoint
+            checkpoint,
+            "checkpoint unchanged"
+        );
+        // The runner finds the failing event and stops there (a projection's default policy),
+        // with the 8 events before it committed.
+        let err = runner.catch_up().await.unwrap_err();
+        assert!(
+            matches!(err, Error::ConsumerStopped { event_id: Some(id), .. } if id == poison_id),
+            "{err:?}"
         );
         let fixed = PgProjection::new(
             store.clone(),
@@ -171,8 +200,8 @@ fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and_resum
                 heal: true,
             },
         );
-        let restarted = ProjectionRunner::with_options(store.clone(), fixed, options);
-        assert_eq!(restarted.catch_up().await.unwrap(), 17);
+        let restarted = Runner::with_options(store.clone(), fixed, options);
+        assert_eq!(restarted.catch_up().await.unwrap(), 9);
         assert_eq!(
             read_totals(&db, 1).await.unwrap(),
             straight_replay(&store, 1).await
@@ -193,7 +222,7 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
                 heal: false,
             },
         );
-        ProjectionRunner::new(store.clone(), v1.clone())
+        Runner::new(store.clone(), v1.clone())
             .catch_up()
             .await
             .unwrap();
@@ -236,10 +265,7 @@ fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches() {
             read_totals(&db, 1).await.is_none(),
             "v1's table was dropped"
         );
-        ProjectionRunner::new(store.clone(), v2)
-            .catch_up()
-            .await
-            .unwrap();
+        Runner::new(store.clone(), v2).catch_up().await.unwrap();
         assert_eq!(
             read_totals(&db, 2).await.unwrap(),
             straight_replay(&store, 2).await
@@ -313,11 +339,7 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         };
         let runner = |name, slow| {
             let p = PgProjection::new(store.clone(), "handled", Handled { runner: name, slow });
-            std::sync::Arc::new(ProjectionRunner::with_options(
-                store.clone(),
-                p,
-                options.clone(),
-            ))
+            std::sync::Arc::new(Runner::with_options(store.clone(), p, options.clone()))
         };
         let (a, b) = (runner("a", true), runner("b", false));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -328,25 +350,25 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
             let (a, rx) = (a.clone(), stop_rx.clone());
             async move { a.run(until_stopped(rx)).await }
         });
-        wait_until(|| a.stats().batches >= 1).await;
+        wait_until(|| a.status().batches >= 1).await;
         let task_b = tokio::spawn({
             let (b, rx) = (b.clone(), stop_rx.clone());
             async move { b.run(until_stopped(rx)).await }
         });
-        wait_until(|| a.stats().batches >= 4).await;
+        wait_until(|| a.status().batches >= 4).await;
         assert_eq!(
-            b.stats().events,
+            b.status().events,
             0,
             "while A holds the lease, B handles nothing"
         );
         assert_eq!(handled_by(&db).await.get("b"), None);
         // Each of A's batches takes ~50 ms inside its transaction: abort it in the middle.
-        let batches = a.stats().batches;
-        wait_until(|| a.stats().batches != batches).await;
+        let batches = a.status().batches;
+        wait_until(|| a.status().batches != batches).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         task_a.abort();
         let _ = task_a.await;
-        let a_events = a.stats().events;
+        let a_events = a.status().events;
         assert!(a_events < 100, "A was stopped before the end: {a_events}");
         write(&store, 4, 5).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -370,10 +392,10 @@ fn of_two_runners_one_handles_events_and_the_other_takes_over_when_it_is_aborted
         );
         assert_eq!(
             by.get("b").copied().unwrap_or(0),
-            b.stats().events as i64,
+            b.status().events as i64,
             "B took over the rest"
         );
-        assert!(b.stats().events > 0);
+        assert!(b.status().events > 0);
     });
 }
 

@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p recount-sqlite --example quickstart`
 
-use recount::projection::{InMemoryProjection, ProjectionRunner, ReadModel};
+use recount::projection::{InMemoryProjection, ReadModel, Runner};
 use recount::{
     aggregate, CommandContext, Cursor, EventStore, LogFilter, RecordedEvent, Repository,
 };
@@ -117,7 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let counts = InMemoryProjection::<EventCounts>::new("event-counts");
-    ProjectionRunner::new(store.clone(), counts.clone())
+    Runner::new(store.clone(), counts.clone())
         .catch_up()
         .await?;
     println!(

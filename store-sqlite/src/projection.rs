@@ -2,7 +2,7 @@
 
 use crate::SqliteEventStore;
 use async_trait::async_trait;
-use recount::projection::{CheckpointMove, Projection};
+use recount::projection::{CheckpointMove, Consumer};
 use recount::{Cursor, LogFilter, RecordedEvent, Result};
 use rusqlite::Transaction;
 use std::sync::Arc;
@@ -23,11 +23,11 @@ pub trait SqliteReadModel: Send + Sync + 'static {
     fn drop_tables(&self, tx: &Transaction<'_>) -> Result<()>;
 }
 
-/// A [`Projection`] whose read model is SQLite tables in the event store's own file.
+/// A [`Consumer`] whose read model is SQLite tables in the event store's own file.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use recount::projection::ProjectionRunner;
+/// use recount::projection::Runner;
 /// use recount::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 /// use recount_sqlite::rusqlite::Transaction;
 /// use recount_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
@@ -54,7 +54,7 @@ pub trait SqliteReadModel: Send + Sync + 'static {
 /// let s = StreamId::new("story", "1").unwrap();
 /// let e = NewEvent::new("story.created", &serde_json::json!({})).unwrap();
 /// store.append(&s, ExpectedVersion::NoStream, vec![e]).await.unwrap();
-/// let runner = ProjectionRunner::new(store.clone(), SqliteProjection::new(store.clone(), "counts", Counts));
+/// let runner = Runner::new(store.clone(), SqliteProjection::new(store.clone(), "counts", Counts));
 /// assert_eq!(runner.catch_up().await.unwrap(), 1);
 /// # });
 /// ```
@@ -110,7 +110,7 @@ impl<M: SqliteReadModel> SqliteProjection<M> {
 }
 
 #[async_trait]
-impl<M: SqliteReadModel> Projection for SqliteProjection<M> {
+impl<M: SqliteReadModel> Consumer for SqliteProjection<M> {
     fn name(&self) -> &str {
         &self.name
     }

@@ -4,7 +4,10 @@
 //! compiled once per connection.
 
 /// Migrations, in order; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_checkpoint_state.sql"),
+];
 
 // --- connection setup -------------------------------------------------------------------
 
@@ -129,7 +132,17 @@ pub(crate) const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE stream_id 
 pub(crate) const LOAD_CHECKPOINT: &str =
     "SELECT cursor_major, cursor_minor FROM checkpoints WHERE name = ?1";
 
-/// Sets a checkpoint (after the compare).
+/// A checkpoint with its state: `(cursor_major, cursor_minor, state)`.
+pub(crate) const LOAD_CHECKPOINT_STATE: &str =
+    "SELECT cursor_major, cursor_minor, state FROM checkpoints WHERE name = ?1";
+
+/// Sets a checkpoint and its state (after the compare).
+pub(crate) const SET_CHECKPOINT_STATE: &str =
+    "INSERT INTO checkpoints (name, cursor_major, cursor_minor, state) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (name) DO UPDATE SET cursor_major = excluded.cursor_major, \
+     cursor_minor = excluded.cursor_minor, state = excluded.state";
+
+/// Sets a checkpoint, keeping its state (after the compare).
 pub(crate) const SET_CHECKPOINT: &str =
     "INSERT INTO checkpoints (name, cursor_major, cursor_minor) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name) DO UPDATE SET cursor_major = excluded.cursor_major, \

@@ -179,7 +179,7 @@ impl SqliteEventStore {
     {
         let name = name.to_owned();
         self.write(move |tx| {
-            write::save_checkpoint(tx, &name, expected, new)?;
+            write::save_checkpoint(tx, &name, expected, new, None)?;
             f(tx)
         })
         .await
@@ -296,8 +296,30 @@ impl EventStore for SqliteEventStore {
         new: Cursor,
     ) -> Result<()> {
         let name = name.to_owned();
-        self.write(move |tx| write::save_checkpoint(tx, &name, expected, new))
+        self.write(move |tx| write::save_checkpoint(tx, &name, expected, new, None))
             .await
+    }
+
+    async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        let name = name.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| write::load_checkpoint_state(conn, &name))
+            .await
+    }
+
+    async fn save_checkpoint_state(
+        &self,
+        name: &str,
+        expected: Option<Cursor>,
+        new: Cursor,
+        state: Option<String>,
+    ) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            write::save_checkpoint(tx, &name, expected, new, Some(state.as_deref()))
+        })
+        .await
     }
 
     /// Returns as soon as this store (this process) commits an event after `after`, or when

@@ -198,27 +198,41 @@ pub(crate) fn save_snapshot(conn: &Connection, s: &Snapshot) -> Result<()> {
     Ok(())
 }
 
+fn cursor_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cursor> {
+    Ok(Cursor::from_parts(
+        r.get::<_, i64>(0)? as u64,
+        r.get::<_, i64>(1)? as u64,
+    ))
+}
+
 /// The named checkpoint. A cursor's parts are u64s kept bit for bit in SQLite's i64.
 pub(crate) fn load_checkpoint(conn: &Connection, name: &str) -> Result<Option<Cursor>> {
     conn.prepare_cached(queries::LOAD_CHECKPOINT)
+        .and_then(|mut s| s.query_row([name], cursor_at).optional())
+        .map_err(error::db)
+}
+
+/// The named checkpoint and the state kept beside it.
+pub(crate) fn load_checkpoint_state(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<(Cursor, Option<String>)>> {
+    conn.prepare_cached(queries::LOAD_CHECKPOINT_STATE)
         .and_then(|mut s| {
-            s.query_row([name], |r| {
-                Ok(Cursor::from_parts(
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)? as u64,
-                ))
-            })
-            .optional()
+            s.query_row([name], |r| Ok((cursor_at(r)?, r.get(2)?)))
+                .optional()
         })
         .map_err(error::db)
 }
 
-/// Compare-and-set of a checkpoint (item 10).
+/// Compare-and-set of a checkpoint (item 10); `state: Some` replaces the state kept beside it,
+/// `None` leaves it.
 pub(crate) fn save_checkpoint(
     conn: &Connection,
     name: &str,
     expected: Option<Cursor>,
     new: Cursor,
+    state: Option<Option<&str>>,
 ) -> Result<()> {
     let actual = load_checkpoint(conn, name)?;
     if actual != expected {
@@ -228,9 +242,15 @@ pub(crate) fn save_checkpoint(
             actual,
         });
     }
-    let (major, minor) = new.parts();
-    conn.prepare_cached(queries::SET_CHECKPOINT)
-        .and_then(|mut s| s.execute(rusqlite::params![name, major as i64, minor as i64]))
-        .map_err(error::db)?;
+    let (major, minor) = (new.parts().0 as i64, new.parts().1 as i64);
+    match state {
+        None => conn
+            .prepare_cached(queries::SET_CHECKPOINT)
+            .and_then(|mut s| s.execute(rusqlite::params![name, major, minor])),
+        Some(state) => conn
+            .prepare_cached(queries::SET_CHECKPOINT_STATE)
+            .and_then(|mut s| s.execute(rusqlite::params![name, major, minor, state])),
+    }
+    .map_err(error::db)?;
     Ok(())
 }

@@ -32,7 +32,7 @@ async fn a_database_migrated_by_a_newer_recount_is_refused() {
         .pragma_update(None, "user_version", 99)
         .unwrap();
     match SqliteEventStore::open(&path).await {
-        Err(Error::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 1)),
+        Err(Error::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (99, 2)),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }

@@ -1,6 +1,8 @@
 //! SQL read models on SQLite: rows and checkpoint commit together; rebuild beside the live one.
 
-use recount::projection::{active_version, rebuild, ProjectionRunner, RunnerOptions};
+use recount::projection::{
+    active_version, rebuild, CheckpointMove, Consumer, Runner, RunnerOptions,
+};
 use recount::{
     Cursor, Error, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId,
 };
@@ -108,12 +110,13 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
         batch_size: 25,
         ..Default::default()
     };
-    let runner = ProjectionRunner::with_options(store.clone(), projection.clone(), options.clone());
+    let runner = Runner::with_options(store.clone(), projection.clone(), options.clone());
     assert_eq!(runner.catch_up().await.unwrap(), 40);
     // A batch whose middle event the model refuses.
     write(&store, 4, 2).await;
     let poison =
         NewEvent::new("acct.added", &serde_json::json!({ "n": 1, "poison": true })).unwrap();
+    let poison_id = poison.id;
     let poisoned = StreamId::new("acct", "0").unwrap();
     store
         .append(&poisoned, ExpectedVersion::Any, vec![poison])
@@ -125,8 +128,25 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
         .load_checkpoint(runner.checkpoint_name())
         .await
         .unwrap();
-    let err = runner.catch_up().await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    // One commit of the batch holding the poison event keeps nothing, checkpoint included.
+    let batch = store
+        .read_all(checkpoint.unwrap_or(Cursor::START), &LogFilter::all(), 25)
+        .await
+        .unwrap();
+    let failed = projection
+        .commit(
+            batch.events,
+            CheckpointMove {
+                name: runner.checkpoint_name().to_owned(),
+                expected: checkpoint,
+                new: batch.last_seen,
+            },
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(Error::InvalidInput { .. })),
+        "{failed:?}"
+    );
     assert_eq!(
         read_totals(&path, "totals_v1").unwrap(),
         rows,
@@ -139,6 +159,13 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
             .unwrap(),
         checkpoint,
         "checkpoint unchanged"
+    );
+    // The runner finds the failing event and stops there (a projection's default policy),
+    // with the 8 events before it committed.
+    let err = runner.catch_up().await.unwrap_err();
+    assert!(
+        matches!(err, Error::ConsumerStopped { event_id: Some(id), .. } if id == poison_id),
+        "{err:?}"
     );
     // A fixed model (the next build) resumes from the checkpoint on restart.
     struct Fixed(Totals);
@@ -156,8 +183,8 @@ async fn a_sql_projection_failing_half_way_keeps_neither_rows_nor_checkpoint_and
         }
     }
     let fixed = SqliteProjection::new(store.clone(), "totals", Fixed(Totals { version: 1 }));
-    let restarted = ProjectionRunner::with_options(store.clone(), fixed, options);
-    assert_eq!(restarted.catch_up().await.unwrap(), 17);
+    let restarted = Runner::with_options(store.clone(), fixed, options);
+    assert_eq!(restarted.catch_up().await.unwrap(), 9);
     assert_eq!(
         read_totals(&path, "totals_v1").unwrap(),
         straight_replay(&store, 1).await
@@ -171,7 +198,7 @@ async fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches(
     let store = SqliteEventStore::open(&path).await.unwrap();
     write(&store, 10, 100).await;
     let v1 = SqliteProjection::new(store.clone(), "totals", Totals { version: 1 });
-    ProjectionRunner::new(store.clone(), v1.clone())
+    Runner::new(store.clone(), v1.clone())
         .catch_up()
         .await
         .unwrap();
@@ -206,10 +233,7 @@ async fn a_sql_rebuild_builds_v2_beside_v1_while_appends_continue_then_switches(
         read_totals(&path, "totals_v1").is_none(),
         "v1's table was dropped"
     );
-    ProjectionRunner::new(store.clone(), v2)
-        .catch_up()
-        .await
-        .unwrap();
+    Runner::new(store.clone(), v2).catch_up().await.unwrap();
     assert_eq!(
         read_totals(&path, "totals_v2").unwrap(),
         straight_replay(&store, 2).await,

@@ -17,6 +17,13 @@ pub struct Lease {
     holder: u64,
     ttl: Duration,
     held: Option<Cursor>,
+    /// The other holder found by the last refused [`Lease::try_acquire`].
+    seen_holder: Option<u64>,
+}
+
+/// A random non-zero holder id.
+pub(crate) fn random_holder() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() as u64) | 1
 }
 
 fn now_ms() -> u64 {
@@ -29,17 +36,29 @@ fn now_ms() -> u64 {
 impl Lease {
     /// A lease on `name` for a holder with a random id, expiring `ttl` after each renewal.
     pub fn new(name: &str, ttl: Duration) -> Self {
-        let holder = u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8]
-                .try_into()
-                .unwrap_or([1; 8]),
-        ) | 1;
+        Self::with_holder(name, ttl, random_holder())
+    }
+
+    /// A lease on `name` for the holder `holder` (non-zero: 0 marks a free lease). A runner
+    /// keeps its holder id across restarts, so it takes back at once a lease it held.
+    pub fn with_holder(name: &str, ttl: Duration, holder: u64) -> Self {
         Lease {
             name: format!("lease:{name}"),
-            holder,
+            holder: holder.max(1),
             ttl,
             held: None,
+            seen_holder: None,
         }
+    }
+
+    /// The holder of the lease on `name` as stored, while it has not expired.
+    pub async fn holder_of<S: EventStore + ?Sized>(store: &S, name: &str) -> Result<Option<u64>> {
+        Ok(store
+            .load_checkpoint(&format!("lease:{name}"))
+            .await?
+            .map(Cursor::parts)
+            .filter(|(holder, expires)| *holder != 0 && *expires > now_ms())
+            .map(|(holder, _)| holder))
     }
 
     /// This holder's id.
@@ -53,8 +72,9 @@ impl Lease {
         let current = store.load_checkpoint(&self.name).await?;
         if let Some(c) = current {
             let (holder, expires) = c.parts();
-            if holder != self.holder && expires > now_ms() {
+            if holder != self.holder && holder != 0 && expires > now_ms() {
                 self.held = None;
+                self.seen_holder = Some(holder);
                 return Ok(false);
             }
         }
@@ -101,6 +121,16 @@ impl Lease {
             }
         }
         Ok(())
+    }
+
+    /// Who holds the lease as this holder last saw it: itself while it holds it, the other
+    /// holder after a refused [`Lease::try_acquire`].
+    pub fn last_seen_holder(&self) -> Option<u64> {
+        if self.is_held() {
+            Some(self.holder)
+        } else {
+            self.seen_holder
+        }
     }
 
     /// Whether this holder believes it holds the lease (and it has not expired).

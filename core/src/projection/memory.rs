@@ -1,6 +1,6 @@
 //! In-memory read models.
 
-use super::{CheckpointMove, Projection};
+use super::{CheckpointMove, Consumer};
 use crate::{Cursor, Error, LogFilter, RecordedEvent, Result};
 use async_trait::async_trait;
 use std::sync::{Arc, RwLock};
@@ -71,7 +71,7 @@ impl<M: ReadModel> InMemoryProjection<M> {
 }
 
 #[async_trait]
-impl<M: ReadModel> Projection for InMemoryProjection<M> {
+impl<M: ReadModel> Consumer for InMemoryProjection<M> {
     fn name(&self) -> &str {
         &self.name
     }

@@ -1,11 +1,12 @@
 //! Process managers (sagas): react to events by sending commands to other aggregates.
 
+use super::{CheckpointMove, Consumer, ConsumerKind, DeadLetterPolicy};
 use crate::{
-    BoxError, CommandContext, Cursor, Error, EventStore, LogFilter, RecordedEvent, Result,
-    Snapshot, StreamId,
+    BoxError, CommandContext, Cursor, Error, EventStore, LogFilter, RecordedEvent, Result, StreamId,
 };
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::sync::Mutex;
 use uuid::Uuid;
 
 /// Hands out the command contexts of one triggering event: correlation id kept, causation id
@@ -50,10 +51,13 @@ impl Steps {
 ///
 /// A step that fails after earlier steps succeeded should run its compensation (with a
 /// context from [`Steps::named`]) and return `Ok`: the saga then ends in a consistent state.
-/// Returning `Err` stops the runner at this event, to be retried.
+/// Returning `Err` fails the batch: the runner retries it (the steps already sent are
+/// recognised by their command ids), then parks the event under the manager's
+/// [`DeadLetterPolicy`] (default [`DeadLetterPolicy::Sequenced`]: later events of the same
+/// stream wait behind it).
 #[async_trait]
 pub trait ProcessManager: Send + Sync + 'static {
-    /// Its state, saved with its position after every event.
+    /// Its state, saved with its position after every batch.
     type State: Default + Serialize + DeserializeOwned + Send + Sync;
 
     /// Stable name.
@@ -61,6 +65,11 @@ pub trait ProcessManager: Send + Sync + 'static {
 
     /// Which events it reacts to.
     fn filter(&self) -> LogFilter;
+
+    /// What to do with an event that keeps failing.
+    fn dead_letter_policy(&self) -> DeadLetterPolicy {
+        DeadLetterPolicy::Sequenced
+    }
 
     /// Reacts to one event.
     async fn handle(
@@ -71,101 +80,163 @@ pub trait ProcessManager: Send + Sync + 'static {
     ) -> std::result::Result<(), BoxError>;
 }
 
-#[derive(Serialize, Deserialize)]
+/// How earlier versions saved a manager's state: a snapshot of `processmanager-<name>`.
+#[derive(Deserialize)]
 struct Saved<T> {
     cursor: Cursor,
     state: T,
 }
 
-/// Runs a [`ProcessManager`] over the global log.
+/// A [`ProcessManager`] as a [`Consumer`].
 ///
-/// Its state and position are saved together, in one snapshot row of the stream
-/// `processmanager-<name>`, after each batch, so they always agree. Commands are sent before
-/// that save: after a crash the batch is handled again from the saved state, and its commands,
-/// carrying the same command ids, are recognised as already done
+/// Its state and position are saved together, in one compare-and-set of its checkpoint
+/// ([`EventStore::save_checkpoint_state`]), after each batch, so they always agree and a
+/// runner that lost its lease cannot save over the new holder's. Commands are sent before
+/// that save: after a crash the batch is handled again from the saved state, and its
+/// commands, carrying the same command ids, are recognised as already done
 /// ([`CommandContext::command_id`](crate::CommandContext::command_id)).
 #[derive(Debug)]
-pub struct ProcessRunner<S, M> {
+pub struct Process<S, M> {
     store: S,
     manager: M,
-    batch_size: usize,
+    /// The last committed (checkpoint name, position, state as JSON), to spare a read per
+    /// batch.
+    cache: Mutex<Option<(String, Cursor, String)>>,
 }
 
-impl<S: EventStore, M: ProcessManager> ProcessRunner<S, M> {
-    /// A runner over `store`.
+impl<S: EventStore, M: ProcessManager> Process<S, M> {
+    /// `manager`, keeping its state and position in `store`.
     pub fn new(store: S, manager: M) -> Self {
-        ProcessRunner {
+        Process {
             store,
             manager,
-            batch_size: 200,
+            cache: Mutex::new(None),
         }
     }
 
-    /// Events per batch (default 200): the state is saved after each batch, and a crash
-    /// handles at most one batch again.
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.manager
     }
 
-    fn stream(&self) -> Result<StreamId> {
-        StreamId::new("processmanager", self.manager.name())
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(String, Cursor, String)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The saved state and position.
-    pub async fn state(&self) -> Result<(M::State, Cursor, u64)> {
-        match self.store.load_snapshot(&self.stream()?).await? {
-            Some(s) => {
-                let saved: Saved<M::State> = serde_json::from_str(&s.state)
-                    .map_err(|e| Error::invalid("process manager state", e.to_string()))?;
-                Ok((saved.state, saved.cursor, s.version))
+    /// The saved state and position of the whole manager (no partition).
+    pub async fn state(&self) -> Result<(M::State, Option<Cursor>)> {
+        let name = self.checkpoint(None);
+        let at = self.position(&name).await?;
+        Ok((self.state_at(&name, at).await?, at))
+    }
+
+    fn decode(&self, text: &str) -> Result<M::State> {
+        serde_json::from_str(text).map_err(|e| Error::Corrupt {
+            event_id: Uuid::nil(),
+            stream: format!("process manager `{}`", self.manager.name()),
+            event_type: "state".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The state saved with checkpoint `name` at `at`; a conflict when it is elsewhere.
+    async fn state_at(&self, name: &str, at: Option<Cursor>) -> Result<M::State> {
+        let cached = self.cache().clone();
+        if let (Some((n, c, text)), Some(at)) = (&cached, at) {
+            if n == name && *c == at {
+                return self.decode(text);
             }
-            None => Ok((M::State::default(), Cursor::START, 0)),
+        }
+        let stored = self.store.load_checkpoint_state(name).await?;
+        let actual = stored.as_ref().map(|s| s.0);
+        if actual != at {
+            return Err(Error::CheckpointConflict {
+                name: name.to_owned(),
+                expected: at,
+                actual,
+            });
+        }
+        match stored.and_then(|s| s.1) {
+            Some(text) => self.decode(&text),
+            None => Ok(M::State::default()),
         }
     }
 
-    /// Handles events after the saved position until caught up; returns how many.
-    pub async fn catch_up(&self) -> Result<u64> {
-        let (mut state, mut after, mut handled) = self.state().await?;
-        let stream = self.stream()?;
-        let mut n = 0;
-        loop {
-            let batch = self
-                .store
-                .read_all(after, &self.manager.filter(), self.batch_size)
-                .await?;
-            if batch.events.is_empty() && batch.last_seen == after {
-                return Ok(n);
-            }
-            for event in &batch.events {
-                let mut steps = Steps::new(self.manager.name(), event)?;
-                self.manager.handle(&mut state, event, &mut steps).await.map_err(|e| {
-                    tracing::warn!(manager = self.manager.name(), event = %event.id, error = %e, "process manager step failed");
-                    Error::Store { source: e, retriable: true }
-                })?;
-                handled += 1;
-                n += 1;
-            }
-            after = batch.last_seen;
-            self.save(&stream, &state, after, handled).await?;
-        }
-    }
-
-    async fn save(
-        &self,
-        stream: &StreamId,
-        state: &M::State,
-        cursor: Cursor,
-        handled: u64,
-    ) -> Result<()> {
-        let text = serde_json::to_string(&Saved { cursor, state })
-            .map_err(|e| Error::invalid("process manager state", e.to_string()))?;
-        let snapshot = Snapshot {
-            stream: stream.clone(),
-            version: handled,
-            tag: "process-manager".into(),
-            state: text,
+    /// Moves a state saved by an earlier version (a snapshot of `processmanager-<name>`)
+    /// into the checkpoint, once.
+    async fn adopt_legacy(&self, name: &str) -> Result<Option<Cursor>> {
+        let legacy = StreamId::new("processmanager", self.manager.name())?;
+        let Some(snapshot) = self.store.load_snapshot(&legacy).await? else {
+            return Ok(None);
         };
-        self.store.save_snapshot(snapshot).await
+        let saved: Saved<serde_json::Value> = serde_json::from_str(&snapshot.state)
+            .map_err(|e| Error::invalid("process manager state", e.to_string()))?;
+        let text = saved.state.to_string();
+        match self
+            .store
+            .save_checkpoint_state(name, None, saved.cursor, Some(text))
+            .await
+        {
+            Ok(()) | Err(Error::CheckpointConflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.store.load_checkpoint(name).await
+    }
+}
+
+#[async_trait]
+impl<S: EventStore, M: ProcessManager> Consumer for Process<S, M> {
+    fn name(&self) -> &str {
+        self.manager.name()
+    }
+
+    fn kind(&self) -> ConsumerKind {
+        ConsumerKind::ProcessManager
+    }
+
+    fn filter(&self) -> LogFilter {
+        self.manager.filter()
+    }
+
+    fn dead_letter_policy(&self) -> DeadLetterPolicy {
+        self.manager.dead_letter_policy()
+    }
+
+    async fn position(&self, name: &str) -> Result<Option<Cursor>> {
+        match self.store.load_checkpoint(name).await? {
+            Some(at) => Ok(Some(at)),
+            None if name == self.checkpoint(None) => self.adopt_legacy(name).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> Result<()> {
+        let mut state = self.state_at(&checkpoint.name, checkpoint.expected).await?;
+        for event in &events {
+            let mut steps = Steps::new(self.manager.name(), event)?;
+            if let Err(source) = self.manager.handle(&mut state, event, &mut steps).await {
+                *self.cache() = None;
+                return Err(Error::Handler {
+                    consumer: self.manager.name().to_owned(),
+                    event_id: event.id,
+                    source,
+                });
+            }
+        }
+        let text = serde_json::to_string(&state)
+            .map_err(|e| Error::invalid("process manager state", e.to_string()))?;
+        let saved = self
+            .store
+            .save_checkpoint_state(
+                &checkpoint.name,
+                checkpoint.expected,
+                checkpoint.new,
+                Some(text.clone()),
+            )
+            .await;
+        *self.cache() = saved
+            .is_ok()
+            .then_some((checkpoint.name, checkpoint.new, text));
+        saved
     }
 }

@@ -1,6 +1,6 @@
 //! Rebuild by replay, beside the live version, then switch readers.
 
-use super::{Projection, ProjectionRunner, RunnerOptions};
+use super::{Consumer, Runner, RunnerOptions};
 use crate::{Cursor, Error, EventStore, Result};
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,8 @@ pub async fn rebuild<S, P, Q>(
 ) -> Result<u64>
 where
     S: EventStore + Clone,
-    P: Projection,
-    Q: Projection,
+    P: Consumer,
+    Q: Consumer,
 {
     if let Some(prev) = previous {
         if prev.name() != next.name() || prev.version() >= next.version() {
@@ -79,7 +79,7 @@ where
         batch_size,
         ..RunnerOptions::default()
     };
-    let runner = ProjectionRunner::with_options(store.clone(), next, options);
+    let runner = Runner::with_options(store.clone(), next, options);
     let start = Instant::now();
     let mut total = runner.lag().await?;
     let mut done = 0;

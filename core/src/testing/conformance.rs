@@ -726,6 +726,60 @@ pub async fn checkpoints_compare_and_set<S: EventStore + Clone>(store: S) {
     assert_eq!(store.load_checkpoint(&name).await.unwrap(), Some(c2));
 }
 
+/// Item 10: a state saved beside a checkpoint changes with it in one compare-and-set, and
+/// only with it; a plain checkpoint save leaves the state as it is.
+pub async fn checkpoint_state_moves_with_its_checkpoint<S: EventStore + Clone>(store: S) {
+    let name = format!("saga-{}", Uuid::now_v7().simple());
+    let (c1, c2, c3) = (
+        Cursor::from_parts(1, 5),
+        Cursor::from_parts(2, 9),
+        Cursor::from_parts(3, 1),
+    );
+    assert_eq!(store.load_checkpoint_state(&name).await.unwrap(), None);
+    store
+        .save_checkpoint_state(&name, None, c1, Some(r#"{"n":1}"#.into()))
+        .await
+        .unwrap();
+    let refused = store
+        .save_checkpoint_state(&name, None, c3, Some("stale".into()))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::CheckpointConflict { actual: Some(a), .. }) if a == c1),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.load_checkpoint_state(&name).await.unwrap(),
+        Some((c1, Some(r#"{"n":1}"#.into()))),
+        "a refused save changed neither the cursor nor the state"
+    );
+    store
+        .save_checkpoint_state(&name, Some(c1), c2, Some(r#"{"n":2}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(store.load_checkpoint(&name).await.unwrap(), Some(c2));
+    store.save_checkpoint(&name, Some(c2), c3).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint_state(&name).await.unwrap(),
+        Some((c3, Some(r#"{"n":2}"#.into()))),
+        "a plain checkpoint save keeps the state"
+    );
+    store
+        .save_checkpoint_state(&name, Some(c3), c3, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_checkpoint_state(&name).await.unwrap(),
+        Some((c3, None)),
+        "the state can be cleared"
+    );
+    let plain = format!("plain-{}", Uuid::now_v7().simple());
+    store.save_checkpoint(&plain, None, c1).await.unwrap();
+    assert_eq!(
+        store.load_checkpoint_state(&plain).await.unwrap(),
+        Some((c1, None))
+    );
+}
+
 /// Item 10 under concurrency: of several writers expecting the same checkpoint, one wins.
 pub async fn concurrent_checkpoint_writers_exactly_one_wins<S: EventStore + Clone>(store: S) {
     const WRITERS: usize = 16;

@@ -132,6 +132,7 @@ macro_rules! conformance_tests {
             deleted_stream_rejects_appends_and_reads_but_stays_in_the_log,
             snapshots_keep_the_newest,
             checkpoints_compare_and_set,
+            checkpoint_state_moves_with_its_checkpoint,
             concurrent_checkpoint_writers_exactly_one_wins,
             invalid_input_is_rejected_before_anything_is_written,
             recorded_events_keep_what_was_appended,

@@ -1,6 +1,6 @@
 //! Process managers: what happens because something happened.
 //!
-//! Each runs on a [`ProcessRunner`](recount::projection::ProcessRunner), which hands it a
+//! Each runs on a [`Process`](recount::projection::Process) consumer, which hands it a
 //! [`Steps`] per triggering event: every command carries the trigger's correlation id, has the
 //! trigger as causation id, and a command id derived from the trigger and the step, so a
 //! restarted manager re-sending a step is recognised. Commands use the trigger's own time as
@@ -144,9 +144,9 @@ impl ProcessManager for MergeManager {
 /// Records a milestone on a story when its net votes, reads or branches reach 10, 100 or
 /// 1,000.
 ///
-/// It keeps no state of its own: [`ProcessRunner`](recount::projection::ProcessRunner) saves a
-/// manager's whole state after every event, so a count per story would cost O(stories) per
-/// event. It reads the counts from the catalogue instead (brought up to date before it runs),
+/// It keeps no state of its own: a [`Process`](recount::projection::Process) consumer saves a
+/// manager's whole state with its checkpoint after every batch, so a count per story would
+/// cost O(stories) per batch. It reads the counts from the catalogue instead (brought up to date before it runs),
 /// and the story itself refuses a milestone recorded twice, so a late or repeated look is
 /// harmless.
 #[derive(Debug)]

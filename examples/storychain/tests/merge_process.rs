@@ -2,7 +2,9 @@
 //! merge's correlation, caused by the merge event; restarted mid-way it sends nothing twice.
 
 use async_trait::async_trait;
-use recount::projection::{ProcessManager, ProcessRunner, Steps};
+use recount::projection::{
+    DeadLetterPolicy, Process, ProcessManager, Runner, RunnerOptions, Steps,
+};
 use recount::{BoxError, CommandContext, Cursor, EventStore, LogFilter, RecordedEvent, Repository};
 use std::sync::atomic::{AtomicBool, Ordering};
 use storychain::domain::{
@@ -141,9 +143,10 @@ async fn check_outcome(scene: &Scene) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_creates_the_chapter_credits_xp_and_notifies_in_the_merge_correlation() {
     let scene = merged_pr().await;
-    let runner = ProcessRunner::new(
-        scene.app.store().clone(),
-        MergeManager::new(scene.app.clone()),
+    let store = scene.app.store().clone();
+    let runner = Runner::new(
+        store.clone(),
+        Process::new(store, MergeManager::new(scene.app.clone())),
     );
     assert_eq!(runner.catch_up().await.unwrap(), 1);
     check_outcome(&scene).await;
@@ -222,7 +225,14 @@ async fn a_merge_manager_restarted_mid_way_sends_no_command_twice() {
         inner: MergeManager::new(scene.app.clone()),
         crashed: AtomicBool::new(false),
     };
-    let runner = ProcessRunner::new(scene.app.store().clone(), manager);
+    // One attempt, then stop: the crash ends this run as a crash would end the process.
+    let options = RunnerOptions {
+        max_attempts: 1,
+        dead_letters: Some(DeadLetterPolicy::Stop),
+        ..RunnerOptions::default()
+    };
+    let store = scene.app.store().clone();
+    let runner = Runner::with_options(store.clone(), Process::new(store, manager), options);
     assert!(
         runner.catch_up().await.is_err(),
         "the crash stopped the runner"

@@ -85,7 +85,7 @@ pub trait RawStore: Send + Sync + 'static {
 
     /// A SQL read model for the `rebuild` scenario, written in the store's own transactions
     /// (`None`: the store has no SQL read models).
-    fn sql_projection(&self, _version: u32) -> Option<Box<dyn recount::projection::Projection>> {
+    fn sql_projection(&self, _version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
         None
     }
 

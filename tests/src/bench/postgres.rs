@@ -207,7 +207,7 @@ fn category(stream: &str) -> &str {
 
 #[async_trait]
 impl RawStore for PgRaw {
-    fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Projection>> {
+    fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
         let model = Totals {
             table: format!("bench_totals_v{version}"),
         };

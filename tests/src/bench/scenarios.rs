@@ -391,7 +391,7 @@ async fn rebuilds(
         let done = recount::projection::rebuild(
             &pair.store,
             sql,
-            None::<&Box<dyn recount::projection::Projection>>,
+            None::<&Box<dyn recount::projection::Consumer>>,
             PAGE,
             |_| {
                 batches.push(last.elapsed());

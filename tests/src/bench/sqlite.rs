@@ -112,7 +112,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 
 #[async_trait]
 impl RawStore for SqliteRaw {
-    fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Projection>> {
+    fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
         let model = Totals {
             table: format!("bench_totals_v{version}"),
         };

@@ -3,7 +3,7 @@
 use super::{AppError, StoryChain};
 use crate::process::{MergeManager, MilestoneManager};
 use crate::readmodel::{active, projection, AnyProjection, PROJECTIONS};
-use recount::projection::{checkpoint_name, rebuild, ProcessRunner, Progress, ProjectionRunner};
+use recount::projection::{checkpoint_name, rebuild, Process, Progress, Runner};
 use recount::{Cursor, EventStore};
 use recount_sqlite::SqliteEventStore;
 
@@ -34,9 +34,9 @@ impl StoryChain {
     pub async fn projection_runner(
         &self,
         name: &str,
-    ) -> Result<ProjectionRunner<SqliteEventStore, AnyProjection>, AppError> {
+    ) -> Result<Runner<SqliteEventStore, AnyProjection>, AppError> {
         let version = active(self.store(), name).await?;
-        Ok(ProjectionRunner::new(
+        Ok(Runner::new(
             self.store().clone(),
             projection(self.store(), name, version)?,
         ))
@@ -53,10 +53,14 @@ impl StoryChain {
 
     /// Brings the process managers up to date; returns the events handled.
     pub async fn run_processes(&self) -> Result<u64, AppError> {
-        let merges = ProcessRunner::new(self.store().clone(), MergeManager::new(self.clone()));
-        let milestones = ProcessRunner::new(
-            self.store().clone(),
-            MilestoneManager::new(self.clone()).await?,
+        let store = self.store();
+        let merges = Runner::new(
+            store.clone(),
+            Process::new(store.clone(), MergeManager::new(self.clone())),
+        );
+        let milestones = Runner::new(
+            store.clone(),
+            Process::new(store.clone(), MilestoneManager::new(self.clone()).await?),
         );
         Ok(merges.catch_up().await? + milestones.catch_up().await?)
     }
@@ -86,7 +90,7 @@ impl StoryChain {
                 .load_checkpoint(&checkpoint_name(name, version, None))
                 .await?;
             let filter =
-                recount::projection::Projection::filter(&projection(self.store(), name, version)?);
+                recount::projection::Consumer::filter(&projection(self.store(), name, version)?);
             let lag = self
                 .store()
                 .count_after(checkpoint.unwrap_or(Cursor::START), &filter)

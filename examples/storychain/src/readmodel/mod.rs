@@ -19,7 +19,7 @@ pub use queries::{
     CatalogueQuery, ChapterRow, Notification, ProfileRow, ReadModels, Sort, StatRow, StoryRow,
 };
 
-use recount::projection::{active_version, Projection};
+use recount::projection::{active_version, Consumer};
 use recount::{Error, EventStore, LogFilter, RecordedEvent};
 use recount_sqlite::rusqlite::{Params, Transaction};
 use recount_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
@@ -28,7 +28,7 @@ use recount_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
 pub const PROJECTIONS: [&str; 5] = ["catalogue", "chapters", "profiles", "stats", "inbox"];
 
 /// A projection of any model, as the runners and `rebuild` take it.
-pub type AnyProjection = Box<dyn Projection>;
+pub type AnyProjection = Box<dyn Consumer>;
 
 /// Projection `name` at `version` (its tables are `<name>_v<version>…`).
 pub fn projection(
