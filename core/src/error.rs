@@ -159,6 +159,26 @@ impl Error {
         }
     }
 
+    /// The error of a consumer's own code (`source`) on one event: [`Error::Handler`], or a
+    /// retriable [`Error::Store`] when a retriable Recount error is among `source`'s causes
+    /// (a handler whose command failed because the database was away), so the runner retries
+    /// it without counting it against the event.
+    pub fn handler(consumer: &str, event_id: Uuid, source: impl Into<BoxError>) -> Self {
+        let source = source.into();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*source);
+        while let Some(e) = cause {
+            if e.downcast_ref::<Error>().is_some_and(Error::is_retriable) {
+                return Error::retriable(source);
+            }
+            cause = e.source();
+        }
+        Error::Handler {
+            consumer: consumer.to_owned(),
+            event_id,
+            source,
+        }
+    }
+
     /// An [`Error::InvalidInput`] for `field`.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidInput {

@@ -94,9 +94,11 @@ pub enum CommandError<E> {
     /// The aggregate's own rejection.
     #[error("command rejected: {0}")]
     Rejected(#[source] E),
-    /// The store failed, or conflicts outlasted the retry bound.
-    #[error(transparent)]
-    Store(#[from] Error),
+    /// The store failed, or conflicts outlasted the retry bound. The store's error is the
+    /// source, so code that walks an error's sources (a runner deciding whether a failed
+    /// handler may succeed on retry) finds it.
+    #[error("{0}")]
+    Store(#[from] #[source] Error),
 }
 
 /// An aggregate as loaded: its state and the stream version that state includes.

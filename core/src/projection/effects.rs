@@ -99,11 +99,7 @@ impl<S: EventStore, H: SideEffect> Consumer for Effects<S, H> {
         let mut done: Option<Cursor> = None;
         for event in &events {
             if let Err(source) = self.handler.handle(event).await {
-                let failed = Error::Handler {
-                    consumer: self.handler.name().to_owned(),
-                    event_id: event.id,
-                    source,
-                };
+                let failed = Error::handler(self.handler.name(), event.id, source);
                 let moves = checkpoint.new != checkpoint.expected.unwrap_or(Cursor::START);
                 if let (Some(at), true) = (done, moves) {
                     // Keep the progress made: the events before this one are done.

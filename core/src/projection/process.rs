@@ -216,11 +216,7 @@ impl<S: EventStore, M: ProcessManager> Consumer for Process<S, M> {
             let mut steps = Steps::new(self.manager.name(), event)?;
             if let Err(source) = self.manager.handle(&mut state, event, &mut steps).await {
                 *self.cache() = None;
-                return Err(Error::Handler {
-                    consumer: self.manager.name().to_owned(),
-                    event_id: event.id,
-                    source,
-                });
+                return Err(Error::handler(self.manager.name(), event.id, source));
             }
         }
         let text = serde_json::to_string(&state)

@@ -122,6 +122,23 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Stops every runner at once, as a crash would: batches in hand are dropped and leases
+    /// are not released (they expire after their TTL). For tests of takeover.
+    pub async fn abort(self) {
+        let monitor = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(monitor) = monitor {
+            monitor.abort();
+            let _ = monitor.await;
+        }
+        // Dropping the supervisor cancels the token, which the aborted runners never see.
+    }
+}
+
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.token.cancel();

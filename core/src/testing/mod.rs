@@ -15,8 +15,11 @@
 //! Each test runs on its own multi-thread tokio runtime, so racing tests race for real.
 
 pub mod conformance;
+mod faults;
 mod harness;
+pub mod runners;
 
+pub use faults::{FaultyConsumer, FaultyStore, Faults};
 pub use harness::{AggregateTest, Then};
 
 use crate::EventStore;
@@ -144,6 +147,37 @@ macro_rules! conformance_tests {
             #[test]
             fn $name() {
                 $crate::testing::run_conformance($factory, $crate::testing::conformance::$name);
+            }
+        )*
+    };
+}
+
+/// Stamps out the runner suite ([`runners`]) as `#[test]` functions for a factory, like
+/// [`conformance_tests!`]: every consumer kind (read model, side effect, process manager) under
+/// injected faults, two runners and a takeover, partitions, poison events, a supervisor's
+/// restart.
+///
+/// ```
+/// use recount::testing::Fixture;
+/// recount::runner_tests!(|| async { Fixture::new(recount::InMemoryStore::new()) });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! runner_tests {
+    ($factory:expr) => {
+        $crate::runner_tests!(@each $factory;
+            consumers_of_every_kind_survive_injected_store_faults,
+            of_two_runners_of_every_kind_one_works_and_the_other_takes_over,
+            partitioned_runners_of_every_kind_handle_each_event_once,
+            a_poison_event_is_parked_and_completed_by_a_retry,
+            a_supervisor_restarts_a_panicked_runner,
+        );
+    };
+    (@each $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testing::run_conformance($factory, $crate::testing::runners::$name);
             }
         )*
     };

@@ -1,0 +1,546 @@
+//! The runner suite: one consumer of each kind (a read model, a side effect, a process
+//! manager) over the same log, driven by [`Runner`]s on any store, with one check of
+//! "every event exactly once" that fits all three. [`runner_tests!`](crate::runner_tests)
+//! stamps the tests out for a store, as [`conformance_tests!`](crate::conformance_tests) does.
+
+use super::faults::{FaultyConsumer, FaultyStore, Faults};
+use crate::projection::{
+    Consumer, DeadLetterPolicy, Effects, InMemoryProjection, Process, ProcessManager, ReadModel,
+    Runner, RunnerOptions, SideEffect, Steps, Supervised, Supervisor,
+};
+use crate::{
+    BoxError, Cursor, EventStore, ExpectedVersion, LogFilter, NewEvent, RecordedEvent, StreamId,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What the read model saw: how often each event, each stream's versions in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    times: BTreeMap<Uuid, u32>,
+    versions: BTreeMap<String, Vec<u64>>,
+}
+
+impl ReadModel for Seen {
+    fn apply(&mut self, e: &RecordedEvent) -> crate::Result<()> {
+        *self.times.entry(e.id).or_default() += 1;
+        self.versions
+            .entry(e.stream.to_string())
+            .or_default()
+            .push(e.version);
+        Ok(())
+    }
+}
+
+/// Event ids a consumer refuses, and how many attempts each refused event got.
+#[derive(Debug, Clone, Default)]
+struct Refusals {
+    ids: Arc<Mutex<HashSet<Uuid>>>,
+    attempts: Arc<Mutex<HashMap<Uuid, u32>>>,
+}
+
+impl Refusals {
+    fn refuses(&self, id: Uuid) -> bool {
+        let refused = self.ids.lock().unwrap().contains(&id);
+        if refused {
+            *self.attempts.lock().unwrap().entry(id).or_default() += 1;
+        }
+        refused
+    }
+}
+
+/// An idempotent receiver: records each event id once, however often it is delivered.
+#[derive(Debug, Clone, Default)]
+struct Receiver {
+    name: String,
+    received: Arc<Mutex<HashMap<Uuid, u32>>>,
+    refuse: Refusals,
+}
+
+#[async_trait]
+impl SideEffect for Receiver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn filter(&self) -> LogFilter {
+        LogFilter::all().category("probe")
+    }
+    async fn handle(&self, event: &RecordedEvent) -> Result<(), BoxError> {
+        if self.refuse.refuses(event.id) {
+            return Err("the receiver refuses this event".into());
+        }
+        *self.received.lock().unwrap().entry(event.id).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// A process manager: for each probe event it sends one command, an append to
+/// `echo-<probe stream>` whose event id is the step's command id (the store recognises it when
+/// sent again). Its state is each stream's last version seen; a version out of order (a state
+/// that does not belong to its position) is recorded as a violation.
+#[derive(Clone)]
+struct Echo {
+    store: Arc<dyn EventStore>,
+    refuse: Refusals,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl ProcessManager for Echo {
+    type State = BTreeMap<String, u64>;
+    fn name(&self) -> &str {
+        "echo"
+    }
+    fn filter(&self) -> LogFilter {
+        LogFilter::all().category("probe")
+    }
+    async fn handle(
+        &self,
+        state: &mut Self::State,
+        event: &RecordedEvent,
+        steps: &mut Steps,
+    ) -> Result<(), BoxError> {
+        if self.refuse.refuses(event.id) {
+            return Err("the saga refuses this event".into());
+        }
+        let last = state.entry(event.stream.to_string()).or_default();
+        if event.version != *last + 1 {
+            self.violations.lock().unwrap().push(format!(
+                "{} v{} after v{last}",
+                event.stream, event.version
+            ));
+        }
+        *last = event.version;
+        let ctx = steps.next_step();
+        let id = ctx.command_id.ok_or("a step has a command id")?;
+        let echo = StreamId::new("echo", event.stream.as_str())?;
+        let e = NewEvent::new("echo.sent", &serde_json::json!({ "of": event.id }))?.with_id(id);
+        self.store
+            .append(&echo, ExpectedVersion::Any, vec![e])
+            .await?;
+        Ok(())
+    }
+}
+
+/// One consumer of each kind and what they recorded.
+#[derive(Debug, Clone)]
+struct Probes<S> {
+    store: S,
+    receiver: Receiver,
+    echo: Echo,
+}
+
+impl std::fmt::Debug for Echo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Echo").finish_non_exhaustive()
+    }
+}
+
+type ModelRunner<T> = Arc<Runner<T, FaultyConsumer<InMemoryProjection<Seen>>>>;
+type EffectsRunner<T> = Arc<Runner<T, Effects<T, Receiver>>>;
+type EchoRunner<T> = Arc<Runner<T, Process<T, Echo>>>;
+
+fn model() -> InMemoryProjection<Seen> {
+    InMemoryProjection::new("seen").with_filter(LogFilter::all().category("probe"))
+}
+
+/// Three runners as one list for a [`Supervisor`].
+fn supervised<T: EventStore>(
+    (m, e, p): &(ModelRunner<T>, EffectsRunner<T>, EchoRunner<T>),
+) -> Vec<Arc<dyn Supervised>> {
+    vec![
+        m.clone() as Arc<dyn Supervised>,
+        e.clone() as Arc<dyn Supervised>,
+        p.clone() as Arc<dyn Supervised>,
+    ]
+}
+
+impl<S: EventStore + Clone> Probes<S> {
+    fn new(store: &S) -> Self {
+        Probes {
+            store: store.clone(),
+            receiver: Receiver {
+                name: "receiver".into(),
+                ..Receiver::default()
+            },
+            echo: Echo {
+                store: Arc::new(store.clone()),
+                refuse: Refusals::default(),
+                violations: Arc::default(),
+            },
+        }
+    }
+
+    /// Appends one event to each of `streams` streams, `rounds` times; returns their ids.
+    async fn write(&self, streams: u64, rounds: u64) -> Vec<Uuid> {
+        let mut ids = Vec::new();
+        for _ in 0..rounds {
+            for s in 0..streams {
+                let e = NewEvent::new("probe.noted", &serde_json::json!({ "s": s })).unwrap();
+                ids.push(e.id);
+                let stream = StreamId::new("probe", &s.to_string()).unwrap();
+                self.store
+                    .append(&stream, ExpectedVersion::Any, vec![e])
+                    .await
+                    .unwrap();
+            }
+        }
+        ids
+    }
+
+    /// The three runners over `store` (possibly a faulty view of `self.store`), the read
+    /// model's commits failing by `faults`.
+    fn runners<T: EventStore + Clone>(
+        &self,
+        store: &T,
+        model: &InMemoryProjection<Seen>,
+        options: &RunnerOptions,
+        faults: Arc<Faults>,
+    ) -> (ModelRunner<T>, EffectsRunner<T>, EchoRunner<T>) {
+        let model = FaultyConsumer::new(model.clone(), faults);
+        let effects = Effects::new(store.clone(), self.receiver.clone());
+        let process = Process::new(store.clone(), self.echo.clone());
+        (
+            Arc::new(Runner::with_options(store.clone(), model, options.clone())),
+            Arc::new(Runner::with_options(store.clone(), effects, options.clone())),
+            Arc::new(Runner::with_options(store.clone(), process, options.clone())),
+        )
+    }
+
+    /// Echo events in the log, per probe event they answer.
+    async fn echoes(&self) -> HashMap<Uuid, u32> {
+        let mut out = HashMap::new();
+        for e in super::conformance::whole_log(&self.store).await {
+            if e.event_type == "echo.sent" {
+                let of = e.payload_as::<serde_json::Value>().unwrap()["of"]
+                    .as_str()
+                    .and_then(|s| s.parse::<Uuid>().ok())
+                    .expect("an echo names its event");
+                *out.entry(of).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Whether every consumer has handled each of `ids`.
+    async fn all_handled(&self, models: &[InMemoryProjection<Seen>], ids: &[Uuid]) -> bool {
+        let seen: usize = models.iter().map(|m| m.read(|m| m.times.len())).sum();
+        let received = self.receiver.received.lock().unwrap().len();
+        if seen < ids.len() || received < ids.len() {
+            return false;
+        }
+        self.echoes().await.len() >= ids.len()
+    }
+
+    /// Every consumer handled each of `ids` exactly once in effect, each stream in order and
+    /// in one model only.
+    async fn check_exactly_once(&self, models: &[InMemoryProjection<Seen>], ids: &[Uuid]) {
+        let mut times: BTreeMap<Uuid, u32> = BTreeMap::new();
+        let mut streams = HashSet::new();
+        for model in models {
+            let seen = model.read(Seen::clone);
+            for (id, n) in seen.times {
+                *times.entry(id).or_default() += n;
+            }
+            for (stream, versions) in &seen.versions {
+                assert!(streams.insert(stream.clone()), "{stream} went to one partition only");
+                let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+                assert_eq!(versions, &expected, "stream order in {stream}");
+            }
+        }
+        assert_eq!(times.len(), ids.len(), "the read model saw every event");
+        for id in ids {
+            assert_eq!(times.get(id), Some(&1), "the read model applied {id} once");
+        }
+        let received = self.receiver.received.lock().unwrap().clone();
+        for id in ids {
+            assert!(received.contains_key(id), "the effect ran for {id}");
+        }
+        assert_eq!(received.len(), ids.len(), "no effect for anything else");
+        let echoes = self.echoes().await;
+        for id in ids {
+            assert_eq!(echoes.get(id), Some(&1), "the saga's command for {id} was sent once");
+        }
+        assert_eq!(echoes.len(), ids.len());
+        let violations = self.echo.violations.lock().unwrap().clone();
+        assert!(violations.is_empty(), "saga state matched its position: {violations:?}");
+    }
+}
+
+fn quick_options() -> RunnerOptions {
+    RunnerOptions {
+        batch_size: 7,
+        lease_ttl: Duration::from_millis(600),
+        idle_wait: (Duration::from_millis(2), Duration::from_millis(50)),
+        retry_backoff: (Duration::from_millis(1), Duration::from_millis(20)),
+        ..RunnerOptions::default()
+    }
+}
+
+/// Polls `done` until it holds; fails after 60 s rather than hang.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Retriable errors injected at random into every store call the runners make (reads,
+/// commits, every lease call, the saga's commands) and into the read model's commits, before
+/// or after they take effect, while events are appended: `run` never returns an error, and
+/// every consumer ends with every event exactly once in effect.
+pub async fn consumers_of_every_kind_survive_injected_store_faults<S: EventStore + Clone>(
+    store: S,
+) {
+    let mut probes = Probes::new(&store);
+    let models = [model()];
+    let mut ids = probes.write(6, 10).await;
+    let faults = Faults::new(0.15);
+    let faulty = FaultyStore::new(store.clone(), faults.clone());
+    // The saga's commands go through the faulty store too.
+    probes.echo.store = Arc::new(faulty.clone());
+    let runners = probes.runners(&faulty, &models[0], &quick_options(), faults.clone());
+    let stop = CancellationToken::new();
+    let tasks: Vec<_> = supervised(&runners)
+        .into_iter()
+        .map(|r| {
+            let stop = stop.clone();
+            tokio::spawn(async move { r.run_until(stop).await })
+        })
+        .collect();
+    for _ in 0..4 {
+        ids.extend(probes.write(6, 5).await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    eventually("every consumer handled every event", || {
+        probes.all_handled(&models, &ids)
+    })
+    .await;
+    let calls = [
+        "read_all",
+        "load_checkpoint",
+        "save_checkpoint",
+        "load_checkpoint_state",
+        "save_checkpoint_state",
+        "append",
+        "commit",
+    ];
+    for call in calls {
+        assert!(
+            faults.injected_into(call) > 0,
+            "faults were injected into `{call}`: {:?}",
+            faults.injected()
+        );
+    }
+    stop.cancel();
+    for task in tasks {
+        task.await
+            .expect("a runner task")
+            .expect("run never returns an error for a retriable fault");
+    }
+    faults.set_rate(0.0);
+    for status in supervised(&runners).iter().map(|r| r.status()) {
+        assert!(status.failures > 0, "the runner saw failures: {status:?}");
+    }
+    probes.check_exactly_once(&models, &ids).await;
+}
+
+/// Of two runners of the same consumer, one holds the lease and works while the other
+/// waits; when the first dies in the middle of its work, the other takes over: every event
+/// is handled exactly once in effect, for every kind.
+pub async fn of_two_runners_of_every_kind_one_works_and_the_other_takes_over<
+    S: EventStore + Clone,
+>(
+    store: S,
+) {
+    let probes = Probes::new(&store);
+    let models = [model()];
+    let mut ids = probes.write(4, 12).await;
+    let options = quick_options();
+    // No faults, but slow calls, so that A is stopped in the middle of its work.
+    let slow = Faults::new(0.0);
+    slow.set_delay(Duration::from_millis(2));
+    let store = FaultyStore::new(store, slow.clone());
+    let a_runners = probes.runners(&store, &models[0], &options, slow.clone());
+    let b_runners = probes.runners(&store, &models[0], &options, slow);
+    let a = Supervisor::start(supervised(&a_runners));
+    eventually("A holds every lease", || async {
+        a.statuses().iter().all(|s| s.lease_holder == Some(s.holder))
+    })
+    .await;
+    let b = Supervisor::start(supervised(&b_runners));
+    tokio::time::sleep(options.lease_ttl / 2).await;
+    for s in b.statuses() {
+        assert_eq!(s.events, 0, "while A holds the lease B handles nothing: {s:?}");
+        assert_ne!(s.lease_holder, Some(s.holder));
+    }
+    // More work arrives; A dies in the middle of it, leases held.
+    let handled_by_a = |a: &Supervisor| a.statuses().iter().map(|s| s.events).sum::<u64>();
+    let before = handled_by_a(&a);
+    ids.extend(probes.write(4, 30).await);
+    eventually("A is at work again", || async { handled_by_a(&a) > before }).await;
+    a.abort().await;
+    eventually("every consumer handled every event", || {
+        probes.all_handled(&models, &ids)
+    })
+    .await;
+    b.shutdown().await;
+    for s in b.statuses() {
+        assert!(s.events > 0, "B took over: {s:?}");
+    }
+    probes.check_exactly_once(&models, &ids).await;
+}
+
+/// Four runners per consumer, one per partition: each stream goes to one of them, each event
+/// is handled once, in stream order.
+pub async fn partitioned_runners_of_every_kind_handle_each_event_once<S: EventStore + Clone>(
+    store: S,
+) {
+    let probes = Probes::new(&store);
+    let ids = probes.write(16, 5).await;
+    let models: Vec<_> = (0..4).map(|_| model()).collect();
+    let mut runners = Vec::new();
+    for (i, model) in models.iter().enumerate() {
+        let options = RunnerOptions {
+            partition: Some((i as u32, 4)),
+            ..quick_options()
+        };
+        runners.extend(supervised(&probes.runners(
+            &store,
+            model,
+            &options,
+            Faults::new(0.0),
+        )));
+    }
+    let supervisor = Supervisor::start(runners);
+    eventually("every consumer handled every event", || {
+        probes.all_handled(&models, &ids)
+    })
+    .await;
+    supervisor.shutdown().await;
+    for s in supervisor.statuses() {
+        assert!(s.events > 0, "every partition had work: {s:?}");
+    }
+    probes.check_exactly_once(&models, &ids).await;
+}
+
+/// A poison event for a side effect and for a process manager is parked after its attempts;
+/// under `Skip` the consumer moves on, under `Sequenced` it holds the event's stream (later
+/// events of other streams go on); once the fault is fixed, retrying the parked events
+/// completes them, each once.
+pub async fn a_poison_event_is_parked_and_completed_by_a_retry<S: EventStore + Clone>(store: S) {
+    let mut probes = Probes::new(&store);
+    probes.write(3, 1).await;
+    let poison = probes.write(3, 1).await[1];
+    let later = probes.write(3, 1).await;
+    let options = |policy| RunnerOptions {
+        max_attempts: 3,
+        dead_letters: Some(policy),
+        ..quick_options()
+    };
+    for policy in [DeadLetterPolicy::Skip, DeadLetterPolicy::Sequenced] {
+        probes.receiver.name = format!("receiver-{policy:?}").to_lowercase();
+        probes.receiver.refuse = Refusals::default();
+        probes.receiver.received = Arc::default();
+        probes.receiver.refuse.ids.lock().unwrap().insert(poison);
+        let effects = Effects::new(store.clone(), probes.receiver.clone());
+        let runner = Runner::with_options(store.clone(), effects, options(policy));
+        runner.catch_up().await.unwrap();
+        let parked = runner.parked().await.unwrap();
+        let attempts = probes.receiver.refuse.attempts.lock().unwrap()[&poison];
+        assert!(attempts >= 3, "attempts before parking: {attempts}");
+        let received = probes.receiver.received.lock().unwrap().clone();
+        assert!(received.contains_key(&later[0]) && received.contains_key(&later[2]));
+        if policy == DeadLetterPolicy::Skip {
+            assert_eq!(parked.len(), 1, "{parked:?}");
+            assert!(received.contains_key(&later[1]), "the consumer moved on");
+        } else {
+            assert_eq!(parked.len(), 2, "the stream's later event waits: {parked:?}");
+            assert!(!received.contains_key(&later[1]), "held behind the poison event");
+        }
+        assert_eq!(parked[0].event_id, poison);
+        assert!(parked[0].error.contains("refuses"), "{:?}", parked[0].error);
+        assert_eq!(runner.status().parked, parked.len() as u64);
+        assert_eq!(runner.retry_parked().await.unwrap(), 0, "still failing: stays parked");
+        probes.receiver.refuse.ids.lock().unwrap().clear();
+        assert_eq!(runner.retry_parked().await.unwrap(), parked.len());
+        assert!(runner.parked().await.unwrap().is_empty());
+        assert_eq!(runner.status().parked, 0);
+        let received = probes.receiver.received.lock().unwrap().clone();
+        assert!(received.contains_key(&poison) && received.contains_key(&later[1]));
+        assert_eq!(runner.catch_up().await.unwrap(), 0, "nothing left");
+    }
+    // The saga, under its default policy (sequenced).
+    probes.echo.refuse.ids.lock().unwrap().insert(poison);
+    let process = Process::new(store.clone(), probes.echo.clone());
+    let options = RunnerOptions {
+        max_attempts: 3,
+        ..quick_options()
+    };
+    let runner = Runner::with_options(store.clone(), process, options);
+    runner.catch_up().await.unwrap();
+    let parked = runner.parked().await.unwrap();
+    assert_eq!(parked.len(), 2, "the event and its stream's next: {parked:?}");
+    let echoes = probes.echoes().await;
+    assert!(!echoes.contains_key(&poison) && !echoes.contains_key(&later[1]));
+    assert!(echoes.contains_key(&later[0]), "the saga went on for other streams");
+    probes.echo.refuse.ids.lock().unwrap().clear();
+    assert_eq!(runner.retry_parked().await.unwrap(), 2);
+    let echoes = probes.echoes().await;
+    assert_eq!(echoes.get(&poison), Some(&1), "completed once after the retry");
+    assert_eq!(echoes.get(&later[1]), Some(&1));
+    assert_eq!(runner.catch_up().await.unwrap(), 0);
+    let violations = probes.echo.violations.lock().unwrap().clone();
+    assert!(violations.is_empty(), "{violations:?}");
+}
+
+/// A supervisor restarts a runner whose task panicked; it resumes from its checkpoint.
+pub async fn a_supervisor_restarts_a_panicked_runner<S: EventStore + Clone>(store: S) {
+    #[derive(Debug, Clone)]
+    struct PanicsOnce(InMemoryProjection<Seen>, Arc<AtomicBool>);
+    #[async_trait]
+    impl Consumer for PanicsOnce {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn filter(&self) -> LogFilter {
+            self.0.filter()
+        }
+        async fn position(&self, name: &str) -> crate::Result<Option<Cursor>> {
+            self.0.position(name).await
+        }
+        async fn commit(
+            &self,
+            events: Vec<RecordedEvent>,
+            checkpoint: crate::projection::CheckpointMove,
+        ) -> crate::Result<()> {
+            if !events.is_empty() && !self.1.swap(true, Ordering::SeqCst) {
+                panic!("a bug in the read model");
+            }
+            self.0.commit(events, checkpoint).await
+        }
+    }
+    let probes = Probes::new(&store);
+    let ids = probes.write(3, 4).await;
+    let seen = model();
+    let consumer = PanicsOnce(seen.clone(), Arc::default());
+    let runner = Arc::new(Runner::with_options(store.clone(), consumer, quick_options()));
+    let supervisor = Supervisor::start(vec![runner.clone() as Arc<dyn Supervised>]);
+    eventually("the model saw every event", || async {
+        seen.read(|m| m.times.len()) == ids.len()
+    })
+    .await;
+    supervisor.shutdown().await;
+    let status = runner.status();
+    assert_eq!(status.restarts, 1, "{status:?}");
+    assert!(seen.read(|m| m.times.values().all(|n| *n == 1)));
+}
