@@ -98,7 +98,11 @@ pub enum CommandError<E> {
     /// source, so code that walks an error's sources (a runner deciding whether a failed
     /// handler may succeed on retry) finds it.
     #[error("{0}")]
-    Store(#[from] #[source] Error),
+    Store(
+        #[from]
+        #[source]
+        Error,
+    ),
 }
 
 /// An aggregate as loaded: its state and the stream version that state includes.

@@ -19,7 +19,7 @@ mod faults;
 mod harness;
 pub mod runners;
 
-pub use faults::{FaultyConsumer, FaultyStore, Faults};
+pub use faults::{Faults, FaultyConsumer, FaultyStore};
 pub use harness::{AggregateTest, Then};
 
 use crate::EventStore;

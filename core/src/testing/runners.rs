@@ -3,7 +3,7 @@
 //! "every event exactly once" that fits all three. [`runner_tests!`](crate::runner_tests)
 //! stamps the tests out for a store, as [`conformance_tests!`](crate::conformance_tests) does.
 
-use super::faults::{FaultyConsumer, FaultyStore, Faults};
+use super::faults::{Faults, FaultyConsumer, FaultyStore};
 use crate::projection::{
     Consumer, DeadLetterPolicy, Effects, InMemoryProjection, Process, ProcessManager, ReadModel,
     Runner, RunnerOptions, SideEffect, Steps, Supervised, Supervisor,
@@ -110,10 +110,10 @@ impl ProcessManager for Echo {
         }
         let last = state.entry(event.stream.to_string()).or_default();
         if event.version != *last + 1 {
-            self.violations.lock().unwrap().push(format!(
-                "{} v{} after v{last}",
-                event.stream, event.version
-            ));
+            self.violations
+                .lock()
+                .unwrap()
+                .push(format!("{} v{} after v{last}", event.stream, event.version));
         }
         *last = event.version;
         let ctx = steps.next_step();
@@ -184,10 +184,22 @@ impl<S: EventStore + Clone> Probes<S> {
                 let e = NewEvent::new("probe.noted", &serde_json::json!({ "s": s })).unwrap();
                 ids.push(e.id);
                 let stream = StreamId::new("probe", &s.to_string()).unwrap();
-                self.store
-                    .append(&stream, ExpectedVersion::Any, vec![e])
-                    .await
-                    .unwrap();
+                // Re-sent with the same id while the store is away (store contract, item 4).
+                let mut backoff =
+                    crate::Backoff::new(Duration::from_millis(5), Duration::from_millis(200));
+                loop {
+                    match self
+                        .store
+                        .append(&stream, ExpectedVersion::Any, vec![e.clone()])
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(err) if err.is_retriable() && backoff.attempts() < 100 => {
+                            tokio::time::sleep(backoff.next_pause()).await
+                        }
+                        Err(err) => panic!("append failed: {err}"),
+                    }
+                }
             }
         }
         ids
@@ -207,8 +219,16 @@ impl<S: EventStore + Clone> Probes<S> {
         let process = Process::new(store.clone(), self.echo.clone());
         (
             Arc::new(Runner::with_options(store.clone(), model, options.clone())),
-            Arc::new(Runner::with_options(store.clone(), effects, options.clone())),
-            Arc::new(Runner::with_options(store.clone(), process, options.clone())),
+            Arc::new(Runner::with_options(
+                store.clone(),
+                effects,
+                options.clone(),
+            )),
+            Arc::new(Runner::with_options(
+                store.clone(),
+                process,
+                options.clone(),
+            )),
         )
     }
 
@@ -248,7 +268,10 @@ impl<S: EventStore + Clone> Probes<S> {
                 *times.entry(id).or_default() += n;
             }
             for (stream, versions) in &seen.versions {
-                assert!(streams.insert(stream.clone()), "{stream} went to one partition only");
+                assert!(
+                    streams.insert(stream.clone()),
+                    "{stream} went to one partition only"
+                );
                 let expected: Vec<u64> = (1..=versions.len() as u64).collect();
                 assert_eq!(versions, &expected, "stream order in {stream}");
             }
@@ -264,11 +287,18 @@ impl<S: EventStore + Clone> Probes<S> {
         assert_eq!(received.len(), ids.len(), "no effect for anything else");
         let echoes = self.echoes().await;
         for id in ids {
-            assert_eq!(echoes.get(id), Some(&1), "the saga's command for {id} was sent once");
+            assert_eq!(
+                echoes.get(id),
+                Some(&1),
+                "the saga's command for {id} was sent once"
+            );
         }
         assert_eq!(echoes.len(), ids.len());
         let violations = self.echo.violations.lock().unwrap().clone();
-        assert!(violations.is_empty(), "saga state matched its position: {violations:?}");
+        assert!(
+            violations.is_empty(),
+            "saga state matched its position: {violations:?}"
+        );
     }
 }
 
@@ -354,6 +384,46 @@ pub async fn consumers_of_every_kind_survive_injected_store_faults<S: EventStore
     probes.check_exactly_once(&models, &ids).await;
 }
 
+/// Runs one consumer of each kind live on `store` while `chaos` is called `rounds` times
+/// (every 50 ms or so, with events appended between calls): every runner recovers
+/// unattended (`run` returns no error), and every event is handled exactly once in effect.
+/// For a store's own fault tests, such as connections terminated by the server.
+pub async fn consumers_of_every_kind_recover_from<S, F, Fut>(store: S, rounds: usize, mut chaos: F)
+where
+    S: EventStore + Clone,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let probes = Probes::new(&store);
+    let models = [model()];
+    let mut ids = probes.write(5, 4).await;
+    let runners = probes.runners(&store, &models[0], &quick_options(), Faults::new(0.0));
+    let stop = CancellationToken::new();
+    let tasks: Vec<_> = supervised(&runners)
+        .into_iter()
+        .map(|r| {
+            let stop = stop.clone();
+            tokio::spawn(async move { r.run_until(stop).await })
+        })
+        .collect();
+    for _ in 0..rounds {
+        chaos().await;
+        ids.extend(probes.write(5, 1).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("every consumer handled every event", || {
+        probes.all_handled(&models, &ids)
+    })
+    .await;
+    stop.cancel();
+    for task in tasks {
+        task.await
+            .expect("a runner task")
+            .expect("run recovers by itself");
+    }
+    probes.check_exactly_once(&models, &ids).await;
+}
+
 /// Of two runners of the same consumer, one holds the lease and works while the other
 /// waits; when the first dies in the middle of its work, the other takes over: every event
 /// is handled exactly once in effect, for every kind.
@@ -374,13 +444,18 @@ pub async fn of_two_runners_of_every_kind_one_works_and_the_other_takes_over<
     let b_runners = probes.runners(&store, &models[0], &options, slow);
     let a = Supervisor::start(supervised(&a_runners));
     eventually("A holds every lease", || async {
-        a.statuses().iter().all(|s| s.lease_holder == Some(s.holder))
+        a.statuses()
+            .iter()
+            .all(|s| s.lease_holder == Some(s.holder))
     })
     .await;
     let b = Supervisor::start(supervised(&b_runners));
     tokio::time::sleep(options.lease_ttl / 2).await;
     for s in b.statuses() {
-        assert_eq!(s.events, 0, "while A holds the lease B handles nothing: {s:?}");
+        assert_eq!(
+            s.events, 0,
+            "while A holds the lease B handles nothing: {s:?}"
+        );
         assert_ne!(s.lease_holder, Some(s.holder));
     }
     // More work arrives; A dies in the middle of it, leases held.
@@ -464,13 +539,24 @@ pub async fn a_poison_event_is_parked_and_completed_by_a_retry<S: EventStore + C
             assert_eq!(parked.len(), 1, "{parked:?}");
             assert!(received.contains_key(&later[1]), "the consumer moved on");
         } else {
-            assert_eq!(parked.len(), 2, "the stream's later event waits: {parked:?}");
-            assert!(!received.contains_key(&later[1]), "held behind the poison event");
+            assert_eq!(
+                parked.len(),
+                2,
+                "the stream's later event waits: {parked:?}"
+            );
+            assert!(
+                !received.contains_key(&later[1]),
+                "held behind the poison event"
+            );
         }
         assert_eq!(parked[0].event_id, poison);
         assert!(parked[0].error.contains("refuses"), "{:?}", parked[0].error);
         assert_eq!(runner.status().parked, parked.len() as u64);
-        assert_eq!(runner.retry_parked().await.unwrap(), 0, "still failing: stays parked");
+        assert_eq!(
+            runner.retry_parked().await.unwrap(),
+            0,
+            "still failing: stays parked"
+        );
         probes.receiver.refuse.ids.lock().unwrap().clear();
         assert_eq!(runner.retry_parked().await.unwrap(), parked.len());
         assert!(runner.parked().await.unwrap().is_empty());
@@ -489,14 +575,25 @@ pub async fn a_poison_event_is_parked_and_completed_by_a_retry<S: EventStore + C
     let runner = Runner::with_options(store.clone(), process, options);
     runner.catch_up().await.unwrap();
     let parked = runner.parked().await.unwrap();
-    assert_eq!(parked.len(), 2, "the event and its stream's next: {parked:?}");
+    assert_eq!(
+        parked.len(),
+        2,
+        "the event and its stream's next: {parked:?}"
+    );
     let echoes = probes.echoes().await;
     assert!(!echoes.contains_key(&poison) && !echoes.contains_key(&later[1]));
-    assert!(echoes.contains_key(&later[0]), "the saga went on for other streams");
+    assert!(
+        echoes.contains_key(&later[0]),
+        "the saga went on for other streams"
+    );
     probes.echo.refuse.ids.lock().unwrap().clear();
     assert_eq!(runner.retry_parked().await.unwrap(), 2);
     let echoes = probes.echoes().await;
-    assert_eq!(echoes.get(&poison), Some(&1), "completed once after the retry");
+    assert_eq!(
+        echoes.get(&poison),
+        Some(&1),
+        "completed once after the retry"
+    );
     assert_eq!(echoes.get(&later[1]), Some(&1));
     assert_eq!(runner.catch_up().await.unwrap(), 0);
     let violations = probes.echo.violations.lock().unwrap().clone();
@@ -533,7 +630,11 @@ pub async fn a_supervisor_restarts_a_panicked_runner<S: EventStore + Clone>(stor
     let ids = probes.write(3, 4).await;
     let seen = model();
     let consumer = PanicsOnce(seen.clone(), Arc::default());
-    let runner = Arc::new(Runner::with_options(store.clone(), consumer, quick_options()));
+    let runner = Arc::new(Runner::with_options(
+        store.clone(),
+        consumer,
+        quick_options(),
+    ));
     let supervisor = Supervisor::start(vec![runner.clone() as Arc<dyn Supervised>]);
     eventually("the model saw every event", || async {
         seen.read(|m| m.times.len()) == ids.len()
