@@ -107,3 +107,106 @@ impl Aggregate for Account {
         Some(serde_json::from_str(state))
     }
 }
+
+/// `DATABASE_URL`, or `None` after printing one line saying why `test` is skipped. With `CI`
+/// set, a missing or unreachable server fails the test instead.
+pub fn postgres_url_or_skip(test: &str) -> Option<String> {
+    let why = match std::env::var("DATABASE_URL") {
+        Ok(url) => match std::net::TcpStream::connect_timeout(
+            &postgres_addr(&url).unwrap_or_else(|| ([127, 0, 0, 1], 5432).into()),
+            std::time::Duration::from_secs(2),
+        ) {
+            Ok(_) => return Some(url),
+            Err(e) => format!("no PostgreSQL answers at DATABASE_URL: {e}"),
+        },
+        Err(_) => "DATABASE_URL is not set".to_owned(),
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: PostgreSQL is required when CI is set: {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+    None
+}
+
+/// The host and port of a `postgres://` URL, when it names an address.
+fn postgres_addr(url: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://")?.1;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split(['/', '?']).next()?;
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    with_port.to_socket_addrs().ok()?.next()
+}
+
+/// A database of its own on the server of `DATABASE_URL`, created and migrated, dropped by
+/// [`TempDatabase::drop_database`].
+#[derive(Debug)]
+pub struct TempDatabase {
+    server: String,
+    name: String,
+}
+
+impl TempDatabase {
+    /// Creates a fresh database and migrates Recount's schema into it.
+    pub async fn create(server: &str) -> TempDatabase {
+        use sqlx::Connection;
+        let name = format!("recount_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(server)
+            .await
+            .expect("connect to the server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        let _ = admin.close().await;
+        let db = TempDatabase {
+            server: server.to_owned(),
+            name,
+        };
+        db.store().await.migrate().await.expect("migrate");
+        db
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> String {
+        let (base, query) = match self.server.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (self.server.as_str(), None),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[scheme_end..].find('/') {
+            Some(i) => &base[..scheme_end + i],
+            None => base,
+        };
+        match query {
+            Some(q) => format!("{root}/{}?{q}", self.name),
+            None => format!("{root}/{}", self.name),
+        }
+    }
+
+    /// A store on the database.
+    pub async fn store(&self) -> recount_postgres::PgEventStore {
+        recount_postgres::PgEventStore::connect(&self.url())
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Drops the database, disconnecting whoever is still on it.
+    pub async fn drop_database(self) {
+        use sqlx::Connection;
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+            let _ = admin.close().await;
+        }
+    }
+}
