@@ -191,11 +191,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// How many wanted events the consumer has still to handle (all partitions' events, for
     /// a partitioned runner).
     pub async fn lag(&self) -> Result<u64> {
-        let at = self
-            .consumer
-            .position(&self.checkpoint)
-            .await?
-            .unwrap_or(Cursor::START);
+        let at = self.committed().await?.unwrap_or(Cursor::START);
         let lag = self.store.count_after(at, &self.filter).await?;
         self.shared.set_lag(lag);
         Ok(lag)
