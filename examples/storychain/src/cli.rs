@@ -58,6 +58,18 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Serves the HTTP API, with the background consumers unless `--no-workers`.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// Run no consumers here (another process runs them).
+        #[arg(long)]
+        no_workers: bool,
+    },
     /// Lists projections with version, checkpoint and lag.
     Projections {
         /// The database.

@@ -7,13 +7,16 @@
 //! - [`domain`]: the aggregates (`#[recount::aggregate]`), pure and synchronous.
 //! - [`readmodel`]: SQL read models on SQLite, fed by projections, and their queries.
 //! - [`process`]: process managers (pull request merged, milestones).
-//! - [`app`]: the application service the CLI (and later the HTTP API) calls.
+//! - [`app`]: the application service the CLI and the HTTP API call.
+//! - [`http`]: the HTTP API (axum), its OpenAPI document, and `serve`; [`token`]: API tokens.
 //! - [`cli`]: the command line (clap); [`commands`]: what each command does.
 
 pub mod app;
 pub mod domain;
+pub mod http;
 pub mod process;
 pub mod readmodel;
+pub mod token;
 
 pub use app::{AppError, StoryChain, Written};
 pub mod cli;

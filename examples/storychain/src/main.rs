@@ -30,6 +30,11 @@ fn main() -> std::process::ExitCode {
                 db,
                 batch,
             } => commands::rebuild(&db.db, &projection, batch).await,
+            Command::Serve {
+                addr,
+                db,
+                no_workers,
+            } => commands::serve(&db.db, addr, !no_workers).await,
             Command::Projections { db, catch_up } => commands::projections(&db.db, catch_up).await,
             Command::Events {
                 db,

@@ -9,23 +9,33 @@ impl StoryChain {
     /// Registers a user: reserves the username (its own stream, appended at version 0, so two
     /// racing registrations of one name cannot both win), then records the registration.
     pub async fn register(&self, username: &str, display_name: &str) -> Result<Written, AppError> {
+        Ok(self.register_with_token(username, display_name).await?.0)
+    }
+
+    /// Registers a user and issues an API token: the written events (the id is the new user's)
+    /// and the token, which is returned once and stored only as a hash.
+    pub async fn register_with_token(
+        &self,
+        username: &str,
+        display_name: &str,
+    ) -> Result<(Written, String), AppError> {
         let now = Utc::now();
         let user_id = Uuid::now_v7().to_string();
-        // Validate everything the registration checks before the name is taken for good.
         User::default().register(&user_id, username, display_name, now)?;
         if !crate::domain::valid_username(username) {
             return Err(UsernameError::Invalid(username.to_owned()).into());
         }
+        let token = crate::token::Token::issue(&user_id);
         let ctx = by(&user_id);
         let reserved = exec(&self.usernames, username, &ctx, |u| {
             u.reserve(username, &user_id, now)
         })
         .await?;
         let registered = exec(&self.users, &user_id, &ctx, |u| {
-            u.register(&user_id, username, display_name, now)
+            u.register_with_token(&user_id, username, display_name, &token.hash(), now)
         })
         .await?;
-        Ok(reserved.and(registered).with_id(user_id))
+        Ok((reserved.and(registered).with_id(user_id), token.to_string()))
     }
 
     /// Changes a user's display name and bio.

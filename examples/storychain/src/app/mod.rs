@@ -40,11 +40,15 @@ pub struct Written {
     pub id: String,
     /// The events written, in order (possibly on several streams).
     pub events: Vec<WrittenEvent>,
+    /// Where the last of them sits in the global log (`None`: nothing written). A reader that
+    /// waits for the read models to pass it reads its own writes.
+    pub cursor: Option<recount::Cursor>,
 }
 
 impl Written {
     fn and(mut self, other: Written) -> Written {
         self.events.extend(other.events);
+        self.cursor = self.cursor.max(other.cursor);
         self
     }
 
@@ -141,15 +145,47 @@ impl StoryChain {
         .sum()
     }
 
+    /// A pull request that exists.
+    pub(crate) async fn existing_pr(&self, pr_id: &str) -> Result<PullRequest, AppError> {
+        let pr = self.pull_request(pr_id).await?;
+        if pr.story_id.is_empty() {
+            return Err(AppError::NotFound("pull request"));
+        }
+        Ok(pr)
+    }
+
+    /// The story engagement is about, when it exists.
+    pub(crate) async fn existing_target(&self, story_id: &str) -> Result<Story, AppError> {
+        self.existing_story(story_id).await
+    }
+
     /// The user id holding `username`, if reserved.
     pub async fn user_id_of(&self, username: &str) -> Result<Option<String>, AppError> {
         Ok(self.usernames.load(username).await?.state.owner)
     }
 }
 
-/// A context for a command sent by `actor`.
+tokio::task_local! {
+    /// The correlation id of the request being served, if any.
+    static CORRELATION: uuid::Uuid;
+}
+
+/// Runs `work` with `correlation` as the correlation id of every command it sends (the HTTP
+/// layer wraps each request in it), so everything a request causes shares one id.
+pub async fn with_correlation<F: std::future::Future>(
+    correlation: uuid::Uuid,
+    work: F,
+) -> F::Output {
+    CORRELATION.scope(correlation, work).await
+}
+
+/// A context for a command sent by `actor`, in the current request's correlation.
 pub fn by(actor: &str) -> CommandContext {
-    CommandContext::new().with_user(actor)
+    let ctx = CommandContext::new().with_user(actor);
+    match CORRELATION.try_with(|c| *c) {
+        Ok(correlation) => ctx.with_correlation_id(correlation),
+        Err(_) => ctx,
+    }
 }
 
 /// Executes a command and reports the events it wrote with their stream versions.
@@ -177,6 +213,7 @@ where
     let events = if n == 0 { Vec::new() } else { types };
     Ok(Written {
         id: id.to_owned(),
+        cursor: done.cursor,
         events: events
             .into_iter()
             .enumerate()

@@ -4,10 +4,12 @@ mod demo;
 mod generate;
 mod ops;
 mod render;
+mod serve;
 
 pub use demo::demo;
 pub use generate::{generate, generate_into, GenerateReport};
 pub use ops::{catalogue, events, projections, rebuild};
+pub use serve::serve;
 
 /// A command's failure, printed by `main`.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -133,6 +133,7 @@ pub async fn catalogue(
         status,
         sort,
         limit,
+        offset: 0,
     })?);
     Ok(())
 }

@@ -16,6 +16,9 @@ pub struct User {
     pub following: BTreeSet<String>,
     /// Keys of XP credits already granted (so a credit is never granted twice).
     pub credits: BTreeSet<String>,
+    /// SHA-256 (hex) of the user's API token secret; the token itself is never stored.
+    #[serde(default)]
+    pub token_hash: String,
 }
 
 /// Why a user command is refused.
@@ -86,6 +89,13 @@ impl User {
         self.following.remove(&followee);
     }
 
+    /// An API token was issued; only its hash is kept (SHA-256 of the secret, hex). A new
+    /// token replaces the old one.
+    #[event(name = "user.token_issued")]
+    fn token_issued(&mut self, user_id: String, token_hash: String, at: DateTime<Utc>) {
+        self.token_hash = token_hash;
+    }
+
     /// XP was credited (by a process manager, e.g. for a merged pull request).
     #[event(name = "user.xp_credited")]
     fn xp_credited(
@@ -124,6 +134,25 @@ impl User {
             display_name: display_name.to_owned(),
             at: now,
         }])
+    }
+
+    /// Registers user `user_id` and issues its first API token (`token_hash`: SHA-256 hex of
+    /// the token's secret), in one append.
+    pub fn register_with_token(
+        &self,
+        user_id: &str,
+        username: &str,
+        display_name: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        let mut events = self.register(user_id, username, display_name, now)?;
+        events.push(UserEvent::TokenIssued {
+            user_id: user_id.to_owned(),
+            token_hash: token_hash.to_owned(),
+            at: now,
+        });
+        Ok(events)
     }
 
     /// Updates the display name and bio.

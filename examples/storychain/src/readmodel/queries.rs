@@ -30,6 +30,8 @@ pub struct CatalogueQuery {
     pub sort: Sort,
     /// At most this many rows.
     pub limit: usize,
+    /// Rows skipped first (a page's start).
+    pub offset: usize,
 }
 
 /// One story in the catalogue.
@@ -118,6 +120,20 @@ pub struct ReadModels {
     versions: BTreeMap<&'static str, u32>,
 }
 
+fn story_row(r: &Row<'_>) -> recount_sqlite::rusqlite::Result<StoryRow> {
+    Ok(StoryRow {
+        story_id: r.get(0)?,
+        title: r.get(1)?,
+        genre: r.get(2)?,
+        author: r.get(3)?,
+        status: r.get(4)?,
+        visibility: r.get(5)?,
+        votes: r.get(6)?,
+        chapters: r.get(7)?,
+        branches: r.get(8)?,
+    })
+}
+
 fn store_err(e: recount_sqlite::rusqlite::Error) -> Error {
     Error::store(e)
 }
@@ -187,22 +203,27 @@ impl ReadModels {
         let sql = format!(
             "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
              WHERE (?1 IS NULL OR genre = ?1) AND (?2 IS NULL OR author = ?2) AND (?3 IS NULL OR status = ?3)
-             ORDER BY {order}, story_id LIMIT ?4"
+             ORDER BY {order}, story_id LIMIT ?4 OFFSET ?5"
         );
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-        self.rows(&sql, (&q.genre, &q.author, &q.status, limit), |r| {
-            Ok(StoryRow {
-                story_id: r.get(0)?,
-                title: r.get(1)?,
-                genre: r.get(2)?,
-                author: r.get(3)?,
-                status: r.get(4)?,
-                visibility: r.get(5)?,
-                votes: r.get(6)?,
-                chapters: r.get(7)?,
-                branches: r.get(8)?,
-            })
-        })
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        self.rows(
+            &sql,
+            (&q.genre, &q.author, &q.status, limit, offset),
+            story_row,
+        )
+    }
+
+    /// One story of the catalogue.
+    pub fn story(&self, story_id: &str) -> Result<Option<StoryRow>, Error> {
+        let Some(t) = self.table("catalogue", "")? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
+             WHERE story_id = ?1"
+        );
+        Ok(self.rows(&sql, [story_id], story_row)?.into_iter().next())
     }
 
     /// The chapters of a story, oldest first.
@@ -270,12 +291,23 @@ impl ReadModels {
 
     /// A user's notifications, oldest first.
     pub fn inbox(&self, user_id: &str, limit: usize) -> Result<Vec<Notification>, Error> {
+        self.inbox_page(user_id, limit, 0)
+    }
+
+    /// A page of a user's notifications, oldest first: `limit` rows after the first `offset`.
+    pub fn inbox_page(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Notification>, Error> {
         let Some(t) = self.table("inbox", "")? else {
             return Ok(Vec::new());
         };
-        let sql = format!("SELECT kind, message FROM {t} WHERE user_id = ?1 ORDER BY at, event_id, message LIMIT ?2");
+        let sql = format!("SELECT kind, message FROM {t} WHERE user_id = ?1 ORDER BY at, event_id, message LIMIT ?2 OFFSET ?3");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.rows(&sql, (user_id, limit), |r| {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.rows(&sql, (user_id, limit, offset), |r| {
             Ok(Notification {
                 kind: r.get(0)?,
                 message: r.get(1)?,

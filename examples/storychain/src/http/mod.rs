@@ -1,0 +1,203 @@
+//! StoryChain as a service: the HTTP API (axum), its OpenAPI document, and `serve`.
+//!
+//! [`app`] builds the router from an [`ApiState`], so tests run the real app on a loopback
+//! port. Handlers are short: extract (the caller from their token, the body through
+//! [`AppJson`]), call [`StoryChain`](crate::StoryChain), map the result. Refusals share one
+//! JSON shape ([`ApiError`]). Every request runs with a correlation id (`X-Correlation-Id`,
+//! or a new one), returned in the response and carried into every event it causes.
+
+mod auth;
+pub mod commands;
+mod error;
+pub mod queries;
+mod serve;
+pub mod types;
+
+pub use auth::{Admin, Caller};
+pub use error::{ApiError, AppJson, ErrorBody, ErrorDetail};
+pub use serve::{serve, workers, ServeOptions};
+
+use crate::StoryChain;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use axum::Router;
+use std::time::{Duration, Instant};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+/// The largest request body (bytes): chapters are long, but not this long.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What every handler shares: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    app: StoryChain,
+    admin_token_hash: Option<String>,
+}
+
+impl ApiState {
+    /// The API over `app`; `admin_token`: the operator's token (`None`: admin routes off).
+    /// Only its hash is kept.
+    pub fn new(app: StoryChain, admin_token: Option<&str>) -> Self {
+        ApiState {
+            app,
+            admin_token_hash: admin_token
+                .filter(|t| !t.is_empty())
+                .map(|t| crate::token::hash_secret(t.as_bytes())),
+        }
+    }
+
+    /// The application service.
+    pub fn app(&self) -> &StoryChain {
+        &self.app
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "StoryChain", description = "A collaborative-fiction platform built on Recount."),
+    paths(
+        commands::register, commands::update_profile, commands::follow, commands::unfollow,
+        commands::create_story, commands::update_story, commands::publish_story,
+        commands::archive_story, commands::add_chapter, commands::edit_chapter,
+        commands::publish_chapter, commands::invite, commands::join, commands::leave,
+        commands::change_role, commands::open_pr, commands::review_pr, commands::merge_pr,
+        commands::reject_pr, commands::vote, commands::comment, commands::bookmark,
+        commands::progress, queries::catalogue, queries::story, queries::profile,
+        queries::inbox, queries::stats, health,
+    ),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("token", SecurityScheme::Http(bearer));
+    }
+}
+
+/// The router: every route, the OpenAPI document at `/openapi.json`, and the layers (request
+/// log with correlation id, body limit (a larger body is a 413 in the app's error shape),
+/// timeout, panics answered in the app's error shape).
+pub fn app(state: ApiState) -> Router {
+    Router::new()
+        .route("/users", post(commands::register))
+        .route("/users/me", patch(commands::update_profile))
+        .route("/users/me/following", post(commands::follow))
+        .route("/users/me/following/{user_id}", delete(commands::unfollow))
+        .route("/users/me/inbox", get(queries::inbox))
+        .route("/users/{user_id}", get(queries::profile))
+        .route(
+            "/stories",
+            post(commands::create_story).get(queries::catalogue),
+        )
+        .route(
+            "/stories/{story_id}",
+            patch(commands::update_story).get(queries::story),
+        )
+        .route("/stories/{story_id}/publish", post(commands::publish_story))
+        .route("/stories/{story_id}/archive", post(commands::archive_story))
+        .route("/stories/{story_id}/chapters", post(commands::add_chapter))
+        .route(
+            "/stories/{story_id}/chapters/{chapter_id}",
+            patch(commands::edit_chapter),
+        )
+        .route(
+            "/stories/{story_id}/chapters/{chapter_id}/publish",
+            post(commands::publish_chapter),
+        )
+        .route("/stories/{story_id}/collaborators", post(commands::invite))
+        .route(
+            "/stories/{story_id}/collaborators/me",
+            post(commands::join).delete(commands::leave),
+        )
+        .route(
+            "/stories/{story_id}/collaborators/{user_id}",
+            put(commands::change_role),
+        )
+        .route("/stories/{story_id}/pulls", post(commands::open_pr))
+        .route("/pulls/{pr_id}/reviews", post(commands::review_pr))
+        .route("/pulls/{pr_id}/merge", post(commands::merge_pr))
+        .route("/pulls/{pr_id}/reject", post(commands::reject_pr))
+        .route("/votes", put(commands::vote))
+        .route("/comments", post(commands::comment))
+        .route("/bookmarks", post(commands::bookmark))
+        .route("/progress", put(commands::progress))
+        .route("/stats", get(queries::stats))
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(correlate))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal().into_response()
+        }))
+}
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// The service's health: the store answers within a second.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "healthy"), (status = 503, body = ErrorBody)))]
+pub async fn health(
+    axum::extract::State(s): axum::extract::State<ApiState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    use recount::EventStore;
+    let probe = s.app.store().load_checkpoint("health");
+    match tokio::time::timeout(Duration::from_secs(1), probe).await {
+        Ok(Ok(_)) => Ok(axum::Json(serde_json::json!({ "status": "ok" }))),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("the store failed: {e}"))),
+        Err(_) => Err(ApiError::unavailable("the store did not answer within 1 s")),
+    }
+}
+
+const CORRELATION: HeaderName = HeaderName::from_static("x-correlation-id");
+
+/// Runs the request with its correlation id (given as a UUID, or new), answers it in the
+/// response, and logs one line: method, route, status, latency, correlation id.
+async fn correlate(request: Request, next: Next) -> Response {
+    let correlation = request
+        .headers()
+        .get(&CORRELATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Uuid>().ok())
+        .unwrap_or_else(Uuid::now_v7);
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let started = Instant::now();
+    let mut response = crate::app::with_correlation(correlation, next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&correlation.to_string()) {
+        response.headers_mut().insert(CORRELATION, value);
+    }
+    let status = response.status();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(%method, %route, status = status.as_u16(), latency_ms, %correlation, "request");
+    } else {
+        tracing::info!(%method, %route, status = status.as_u16(), latency_ms, %correlation, "request");
+    }
+    response
+}

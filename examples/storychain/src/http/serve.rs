@@ -1,0 +1,64 @@
+//! `storychain serve`: the API on a socket, the background consumers beside it.
+
+use super::{app, ApiState};
+use crate::process::{MergeManager, MilestoneManager};
+use crate::readmodel::{active, projection, PROJECTIONS};
+use crate::{AppError, StoryChain};
+use recount::projection::{Process, Runner, Supervised, Supervisor};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Run the consumers (projections, process managers) in this process.
+    pub workers: bool,
+    /// The operator's token (`None`: admin routes off).
+    pub admin_token: Option<String>,
+}
+
+/// Runners for every consumer StoryChain has: its projections (at their active versions)
+/// and its process managers. A [`Supervisor`] runs them (in `serve`, or in a worker process).
+pub async fn workers(app: &StoryChain) -> Result<Vec<Arc<dyn Supervised>>, AppError> {
+    let store = app.store();
+    let mut runners: Vec<Arc<dyn Supervised>> = Vec::new();
+    for name in PROJECTIONS {
+        let version = active(store, name).await?;
+        let p = projection(store, name, version)?;
+        runners.push(Arc::new(Runner::new(store.clone(), p)));
+    }
+    let merges = Process::new(store.clone(), MergeManager::new(app.clone()));
+    runners.push(Arc::new(Runner::new(store.clone(), merges)));
+    let milestones = Process::new(store.clone(), MilestoneManager::new(app.clone()).await?);
+    runners.push(Arc::new(Runner::new(store.clone(), milestones)));
+    Ok(runners)
+}
+
+/// Serves the API on `options.addr` until `shutdown` completes (or SIGINT/SIGTERM from
+/// `main`), with the consumers running beside it unless `options.workers` is off; stops them
+/// cleanly (batches finished, leases released) before returning. `on_bound` is told the
+/// address actually bound (port 0 picks one).
+pub async fn serve(
+    app_service: StoryChain,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let supervisor = if options.workers {
+        Some(Supervisor::start(workers(&app_service).await?))
+    } else {
+        None
+    };
+    let state = ApiState::new(app_service, options.admin_token.as_deref());
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    on_bound(listener.local_addr()?);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    if let Some(supervisor) = supervisor {
+        supervisor.shutdown().await;
+    }
+    Ok(())
+}

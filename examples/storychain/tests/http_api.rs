@@ -1,0 +1,784 @@
+//! The HTTP API end to end: a real server on a loopback port (with its background consumers),
+//! a real HTTP client.
+
+use recount::{Cursor, EventStore, LogFilter, RecordedEvent};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use storychain::http::ServeOptions;
+use storychain::StoryChain;
+
+const ADMIN: &str = "the-admin-token-for-tests";
+
+struct Server {
+    base: String,
+    client: Client,
+    app: StoryChain,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let app = StoryChain::open(dir.path().join("storychain.db"))
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let options = ServeOptions {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            workers: true,
+            admin_token: Some(ADMIN.into()),
+        };
+        let served = app.clone();
+        let task = tokio::spawn(async move {
+            storychain::http::serve(
+                served,
+                options,
+                async move {
+                    let _ = stopped.await;
+                },
+                move |addr| {
+                    let _ = bound_tx.send(addr);
+                },
+            )
+            .await
+            .expect("serve");
+        });
+        let addr = bound_rx.await.expect("the server bound a port");
+        Server {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            app,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; returns status and JSON body (`Null` when empty).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("a response");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
+        };
+        (status, value)
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    async fn register(&self, username: &str) -> (String, String) {
+        let body = json!({ "username": username, "display_name": username.to_uppercase() });
+        let (status, v) = self
+            .call(reqwest::Method::POST, "/users", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        (
+            v["user_id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn log(&self) -> Vec<RecordedEvent> {
+        let mut out = Vec::new();
+        let mut after = Cursor::START;
+        loop {
+            let batch = self
+                .app
+                .store()
+                .read_all(after, &LogFilter::all(), 1000)
+                .await
+                .unwrap();
+            if batch.events.is_empty() && batch.last_seen == after {
+                return out;
+            }
+            after = batch.last_seen;
+            out.extend(batch.events);
+        }
+    }
+
+    /// Polls `path` until `done` holds for its body; fails after 20 s.
+    async fn eventually(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, v) = self.get(path, token).await;
+            if status == StatusCode::OK && done(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never got there: {status} {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_whole_story_life_through_the_api() {
+    let s = Server::start().await;
+    let (ada, ada_t) = s.register("ada").await;
+    let (bob, bob_t) = s.register("bob").await;
+    let (cy, cy_t) = s.register("cyd").await;
+    for (token, followee) in [(&bob_t, &ada), (&cy_t, &ada), (&ada_t, &bob)] {
+        let (status, v) = s
+            .post("/users/me/following", token, json!({ "user_id": followee }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let story_body =
+        json!({ "title": "The Clockwork Orchard", "genre": "fantasy", "visibility": "private" });
+    let (status, v) = s.post("/stories", &ada_t, story_body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["events"][0]["type"], "story.created");
+    let story = v["id"].as_str().unwrap().to_owned();
+    let (status, _) = s
+        .post(&format!("/stories/{story}/publish"), &ada_t, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let chapter = |title: &str, parent: Option<&str>| json!({ "title": title, "content": format!("{title}: the words of it"), "parent": parent });
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &ada_t,
+            chapter("One", None),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let one = v["id"].as_str().unwrap().to_owned();
+    // Bob is not a collaborator of the private story yet.
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &bob_t,
+            chapter("Two", Some(&one)),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "{v}"
+    );
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/collaborators"),
+            &ada_t,
+            json!({ "user_id": bob, "role": "writer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/collaborators/me"),
+            &bob_t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &bob_t,
+            chapter("Two", Some(&one)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &ada_t,
+            chapter("Two, otherwise", Some(&one)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "chapter.branched"),
+        "{v}"
+    );
+    // Cy proposes a chapter; Ada reviews and merges it.
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/pulls"),
+            &cy_t,
+            json!({ "base_chapter": one, "title": "Three", "content": "cy's proposal" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let pr = v["id"].as_str().unwrap().to_owned();
+    let (status, v) = s
+        .post(
+            &format!("/pulls/{pr}/reviews"),
+            &ada_t,
+            json!({ "verdict": "approve", "comment": "lovely" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let correlation = uuid::Uuid::now_v7();
+    let merged = s
+        .client
+        .post(s.url(&format!("/pulls/{pr}/merge")))
+        .bearer_auth(&ada_t)
+        .header("x-correlation-id", correlation.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), StatusCode::OK);
+    assert_eq!(
+        merged.headers()["x-correlation-id"],
+        correlation.to_string().as_str()
+    );
+    // Votes and a comment.
+    for token in [&bob_t, &cy_t] {
+        let (status, v) = s
+            .call(
+                reqwest::Method::PUT,
+                "/votes",
+                Some(token),
+                Some(json!({ "target": { "story_id": story }, "value": 1 })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, v) = s
+        .post(
+            "/comments",
+            &cy_t,
+            json!({ "target": { "story_id": story }, "text": "more please" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let cursor = v["cursor"].as_str().unwrap().to_owned();
+
+    // Read your writes: the catalogue after the comment's cursor shows both votes.
+    let (status, v) = s
+        .get(&format!("/stories?after={cursor}&genre=fantasy"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let row = v["stories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["story_id"] == story.as_str())
+        .unwrap();
+    assert_eq!(row["votes"], 2, "{row}");
+    // The merge's process manager writes the merged chapter; the tree shows it once there.
+    let tree = s
+        .eventually(&format!("/stories/{story}"), None, |v| {
+            v["chapters"].as_array().is_some_and(|c| c.len() == 4)
+        })
+        .await;
+    let titles: HashSet<&str> = tree["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        HashSet::from(["One", "Two", "Two, otherwise", "Three"])
+    );
+    assert_eq!(tree["story"]["branches"], 2, "{tree}");
+    // XP for the merged pull request, in Cy's profile.
+    let profile = s
+        .eventually(&format!("/users/{cy}"), None, |v| v["merged_prs"] == 1)
+        .await;
+    assert!(profile["xp"].as_i64().unwrap() > 0, "{profile}");
+    // Ada's inbox: her followers, and the merge.
+    let inbox = s
+        .eventually("/users/me/inbox", Some(&ada_t), |v| {
+            v["notifications"].as_array().is_some_and(|n| n.len() >= 2)
+        })
+        .await;
+    let kinds: Vec<&str> = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"new_follower"), "{kinds:?}");
+    // The merge's correlation chain: the request's event and what the process manager did
+    // because of it all carry the request's correlation id.
+    let chain: Vec<RecordedEvent> = s
+        .log()
+        .await
+        .into_iter()
+        .filter(|e| e.metadata().unwrap().correlation_id == Some(correlation))
+        .collect();
+    let types: Vec<&str> = chain.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types.first(), Some(&"pr.merged"), "{types:?}");
+    assert!(
+        types.iter().any(|t| t.starts_with("chapter.")),
+        "the merged chapter: {types:?}"
+    );
+    assert!(types.contains(&"user.xp_credited"), "{types:?}");
+    let merged_id = chain[0].id;
+    assert!(chain[1..]
+        .iter()
+        .all(|e| e.metadata().unwrap().causation_id.is_some()));
+    assert!(chain[1..]
+        .iter()
+        .any(|e| e.metadata().unwrap().causation_id == Some(merged_id)));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_error_class_has_its_status_and_writes_nothing() {
+    let s = Server::start().await;
+    let (_ada, ada_t) = s.register("ada").await;
+    let (_bob, bob_t) = s.register("bob").await;
+    let (_, v) = s
+        .post(
+            "/stories",
+            &ada_t,
+            json!({ "title": "T", "genre": "mystery", "visibility": "public" }),
+        )
+        .await;
+    let story = v["id"].as_str().unwrap().to_owned();
+    let (_, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &ada_t,
+            json!({ "title": "One", "content": "text" }),
+        )
+        .await;
+    let one = v["id"].as_str().unwrap().to_owned();
+    let vote = json!({ "target": { "story_id": story }, "value": 1 });
+    let (status, _) = s
+        .call(
+            reqwest::Method::PUT,
+            "/votes",
+            Some(&bob_t),
+            Some(vote.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let before = s.log().await.len();
+    let raw = |path: &str, body: &'static str| {
+        s.client
+            .post(s.url(path))
+            .bearer_auth(&ada_t)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(StatusCode, &str, (StatusCode, Value))> = vec![
+        // 400: malformed JSON, an invalid field, an unknown field.
+        (StatusCode::BAD_REQUEST, "invalid_input", {
+            let r = raw("/stories", "{\"title\": ").await.unwrap();
+            (r.status(), r.json().await.unwrap())
+        }),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            s.post(
+                "/stories",
+                &ada_t,
+                json!({ "title": "", "genre": "mystery", "visibility": "public" }),
+            )
+            .await,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            s.post(
+                "/stories",
+                &ada_t,
+                json!({ "title": "x", "genre": "opera", "visibility": "public" }),
+            )
+            .await,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            s.call(
+                reqwest::Method::PUT,
+                "/votes",
+                Some(&bob_t),
+                Some(json!({ "target": { "story_id": story }, "value": 7 })),
+            )
+            .await,
+        ),
+        // 401: no token, a wrong one, one forged for another user.
+        (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            s.call(
+                reqwest::Method::POST,
+                "/stories",
+                None,
+                Some(json!({ "title": "x", "genre": "mystery", "visibility": "public" })),
+            )
+            .await,
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            s.post(
+                "/stories",
+                "sc1.nobody.0000000000000000000000000000000000000000000000000000000000000000",
+                json!({ "title": "x", "genre": "mystery", "visibility": "public" }),
+            )
+            .await,
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            s.post(
+                "/stories",
+                "not a token",
+                json!({ "title": "x", "genre": "mystery", "visibility": "public" }),
+            )
+            .await,
+        ),
+        // 403: Bob may not publish Ada's story.
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            s.post(&format!("/stories/{story}/publish"), &bob_t, json!({}))
+                .await,
+        ),
+        // 404: no such story, no such route.
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            s.post("/stories/no-such-story/publish", &ada_t, json!({}))
+                .await,
+        ),
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            s.get("/nowhere", None).await,
+        ),
+        // 409: the same vote again; a branch of a chapter that does not exist is a 404.
+        (
+            StatusCode::CONFLICT,
+            "conflict",
+            s.call(
+                reqwest::Method::PUT,
+                "/votes",
+                Some(&bob_t),
+                Some(vote.clone()),
+            )
+            .await,
+        ),
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            s.post(
+                &format!("/stories/{story}/chapters"),
+                &ada_t,
+                json!({ "title": "x", "content": "y", "parent": "nope" }),
+            )
+            .await,
+        ),
+        // 413: a body over the limit.
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            s.post(
+                &format!("/stories/{story}/chapters"),
+                &ada_t,
+                json!({ "title": "x", "content": "w ".repeat(200_000), "parent": one }),
+            )
+            .await,
+        ),
+    ];
+    for (i, (status, code, (got, body))) in cases.into_iter().enumerate() {
+        assert_eq!((got, error_code(&body)), (status, code), "case {i}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "case {i}"
+        );
+    }
+    assert_eq!(
+        s.log().await.len(),
+        before,
+        "no refused request wrote anything"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_header_query_or_body_field_lets_one_user_act_as_another() {
+    let s = Server::start().await;
+    let (ada, ada_t) = s.register("ada").await;
+    let (bob, _bob_t) = s.register("bob").await;
+    let before = s.log().await.len();
+    let body =
+        json!({ "title": "Mine", "genre": "romance", "visibility": "public", "author": bob });
+    let (status, v) = s.post("/stories", &ada_t, body).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unknown body field is refused: {v}"
+    );
+    let response = s
+        .client
+        .post(s.url(&format!("/stories?user_id={bob}&author={bob}")))
+        .bearer_auth(&ada_t)
+        .header("x-user-id", &bob)
+        .header("x-forwarded-user", &bob)
+        .json(&json!({ "title": "Mine", "genre": "romance", "visibility": "public" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let log = s.log().await;
+    assert_eq!(log.len(), before + 1);
+    let created = &log[before];
+    assert_eq!(
+        created.metadata().unwrap().user_id.as_deref(),
+        Some(ada.as_str())
+    );
+    let payload: Value = created.payload_as().unwrap();
+    assert_eq!(
+        payload["author"],
+        ada.as_str(),
+        "the token's user, whatever else was said"
+    );
+    // A token with Ada's secret but Bob's id does not pass.
+    let secret = ada_t.rsplit('.').next().unwrap();
+    let forged = format!("sc1.{bob}.{secret}");
+    let (status, _) = s
+        .post("/users/me/following", &forged, json!({ "user_id": ada }))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_users_voting_and_branching_at_once_leave_one_vote_each_and_totals_that_add_up() {
+    let s = Server::start().await;
+    let (_, owner) = s.register("owner").await;
+    let (_, v) = s
+        .post(
+            "/stories",
+            &owner,
+            json!({ "title": "Crowd", "genre": "sci_fi", "visibility": "public" }),
+        )
+        .await;
+    let story = v["id"].as_str().unwrap().to_owned();
+    let (_, v) = s
+        .post(
+            &format!("/stories/{story}/chapters"),
+            &owner,
+            json!({ "title": "Root", "content": "start" }),
+        )
+        .await;
+    let root = v["id"].as_str().unwrap().to_owned();
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(s.register(&format!("voter{i}")).await.1);
+    }
+    let before = s.log().await.len();
+    let s = std::sync::Arc::new(s);
+    let tasks: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let (s, token, story, root) = (s.clone(), token.clone(), story.clone(), root.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                // Each votes up, then maybe changes its mind, then the same again (a 409).
+                let values: &[i8] = if i % 3 == 0 { &[1, -1, -1] } else { &[1, 1] };
+                for value in values {
+                    let body = json!({ "target": { "story_id": story }, "value": value });
+                    let (status, _) = s.call(reqwest::Method::PUT, "/votes", Some(&token), Some(body)).await;
+                    outcomes.push((*value, status));
+                }
+                let branch = json!({ "title": format!("Branch {i}"), "content": "a way on", "parent": root });
+                let (status, v) = s.post(&format!("/stories/{story}/chapters"), &token, branch).await;
+                assert_eq!(status, StatusCode::CREATED, "{v}");
+                outcomes
+            })
+        })
+        .collect();
+    let mut expected_total = 0i64;
+    let mut conflicts = 0;
+    for t in tasks {
+        let outcomes = t.await.unwrap();
+        let mut last = 0i64;
+        for (value, status) in outcomes {
+            match status {
+                StatusCode::OK => last = i64::from(value),
+                StatusCode::CONFLICT => conflicts += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+        expected_total += last;
+    }
+    assert!(
+        conflicts >= 20,
+        "every repeated vote was refused: {conflicts}"
+    );
+    let log = s.log().await;
+    let mut votes_per_user: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut cast: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &log[before..] {
+        if e.event_type == "vote.cast" {
+            *cast
+                .entry(e.metadata().unwrap().user_id.unwrap())
+                .or_default() += 1;
+        }
+        if e.event_type.starts_with("vote.") {
+            let p: Value = e.payload_as().unwrap();
+            votes_per_user
+                .entry(e.metadata().unwrap().user_id.unwrap())
+                .or_default()
+                .push(p["value"].as_i64().unwrap_or(0));
+        }
+    }
+    assert_eq!(votes_per_user.len(), 20);
+    assert!(
+        cast.values().all(|n| *n == 1),
+        "at most one vote per (user, target): {cast:?}"
+    );
+    for (user, votes) in &votes_per_user {
+        assert!(
+            votes.windows(2).all(|w| w[0] != w[1]),
+            "{user} never cast the same vote twice: {votes:?}"
+        );
+    }
+    let count = |t: &str| log[before..].iter().filter(|e| e.event_type == t).count();
+    assert_eq!(count("chapter.created"), 20, "every chapter landed once");
+    assert_eq!(
+        count("chapter.branched"),
+        19,
+        "all but the first continuation are branches"
+    );
+    let cursor = log.last().unwrap().cursor;
+    let (status, v) = s
+        .get(&format!("/stories/{story}?after={cursor}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["story"]["votes"], expected_total,
+        "read model total = total from the 2xx answers"
+    );
+    assert_eq!(v["chapters"].as_array().unwrap().len(), 21);
+    match std::sync::Arc::try_unwrap(s) {
+        Ok(s) => s.stop().await,
+        Err(_) => panic!("the server is still shared"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_users_racing_for_one_username_end_with_one_account() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let body = json!({ "username": "samename", "display_name": "Racer" });
+                s.call(reqwest::Method::POST, "/users", None, Some(body))
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let won = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let registered = s
+        .log()
+        .await
+        .iter()
+        .filter(|e| e.event_type == "user.registered")
+        .count();
+    assert_eq!(registered, 1, "exactly one account");
+    match std::sync::Arc::try_unwrap(s) {
+        Ok(s) => s.stop().await,
+        Err(_) => panic!("the server is still shared"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let s = Server::start().await;
+    let (status, doc) = s.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/users",
+        "/stories",
+        "/stories/{story_id}/chapters",
+        "/pulls/{pr_id}/merge",
+        "/votes",
+        "/users/me/inbox",
+        "/health",
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
+    let (status, v) = s.get("/health", None).await;
+    assert_eq!((status, &v["status"]), (StatusCode::OK, &json!("ok")));
+    s.stop().await;
+}
