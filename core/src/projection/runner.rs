@@ -671,9 +671,18 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
     /// first that still fails); those that succeed are resolved. Returns how many were
     /// resolved. The checkpoint stays where it is.
     pub async fn retry_parked(&self) -> Result<usize> {
+        self.retry_parked_where(|_| true).await
+    }
+
+    /// Like [`Runner::retry_parked`], for the parked events `pick` chooses (one by its event
+    /// id, those of one type, …).
+    pub async fn retry_parked_where(
+        &self,
+        pick: impl Fn(&DeadLetter) -> bool + Send + Sync,
+    ) -> Result<usize> {
         let mut failed_streams = std::collections::HashSet::new();
         let mut resolved = 0;
-        for letter in self.parked().await? {
+        for letter in self.parked().await?.into_iter().filter(|l| pick(l)) {
             if failed_streams.contains(&letter.stream) {
                 continue;
             }

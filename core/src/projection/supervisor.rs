@@ -1,7 +1,7 @@
 //! A set of runners in one process: started together, restarted after a panic, stopped
 //! together, their statuses in one place.
 
-use super::{Consumer, ConsumerStatus, RunState, Runner};
+use super::{Consumer, ConsumerStatus, DeadLetter, RunState, Runner};
 use crate::{Backoff, EventStore, Result};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// A runner a [`Supervisor`] can drive: every [`Runner`] is one.
+/// A runner seen without its types: what a [`Supervisor`] drives and what operations tools
+/// (an admin API) need of every consumer alike. Every [`Runner`] is one.
 #[async_trait]
 pub trait Supervised: Send + Sync + 'static {
     /// Its status.
@@ -20,6 +21,16 @@ pub trait Supervised: Send + Sync + 'static {
     async fn run_until(&self, shutdown: CancellationToken) -> Result<()>;
     /// Notes a restart after a panic, with the panic's message.
     fn restarted(&self, panic: &str);
+    /// Counts the events still to handle (see [`Runner::lag`]).
+    async fn lag(&self) -> Result<u64>;
+    /// Its parked events (see [`Runner::parked`]).
+    async fn parked(&self) -> Result<Vec<DeadLetter>>;
+    /// Hands the parked events that `pick` chooses to the consumer again (see
+    /// [`Runner::retry_parked_where`]).
+    async fn retry_parked_where(
+        &self,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Sync),
+    ) -> Result<usize>;
 }
 
 #[async_trait]
@@ -30,6 +41,21 @@ impl<S: EventStore, C: Consumer> Supervised for Runner<S, C> {
 
     async fn run_until(&self, shutdown: CancellationToken) -> Result<()> {
         self.run(shutdown.cancelled_owned()).await
+    }
+
+    async fn lag(&self) -> Result<u64> {
+        Runner::lag(self).await
+    }
+
+    async fn parked(&self) -> Result<Vec<DeadLetter>> {
+        Runner::parked(self).await
+    }
+
+    async fn retry_parked_where(
+        &self,
+        pick: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Sync),
+    ) -> Result<usize> {
+        Runner::retry_parked_where(self, |l: &DeadLetter| pick(l)).await
     }
 
     fn restarted(&self, panic: &str) {
@@ -95,6 +121,11 @@ impl Supervisor {
             token,
             monitor: Mutex::new(Some(monitor)),
         }
+    }
+
+    /// The runners, in the order given.
+    pub fn runners(&self) -> &[Arc<dyn Supervised>] {
+        &self.runners
     }
 
     /// The status of every runner, in the order given.

@@ -782,3 +782,56 @@ async fn the_openapi_document_lists_every_route() {
     assert_eq!((status, &v["status"]), (StatusCode::OK, &json!("ok")));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_take_the_admin_token_and_refuse_user_tokens() {
+    let s = Server::start().await;
+    let (_, user) = s.register("ada").await;
+    for path in ["/admin/consumers", "/admin/dead-letters"] {
+        let (status, v) = s.get(path, Some(&user)).await;
+        assert_eq!(
+            (status, error_code(&v)),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{path}: {v}"
+        );
+        let (status, _) = s.get(path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _) = s.get(path, Some("the-admin-token-for-tests ")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{path} (surrounding space is not part of a token)"
+        );
+        let (status, _) = s.get(path, Some("the-admin-token-for-test")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, v) = s.get("/admin/consumers", Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = v["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["checkpoint_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"projection:catalogue:v1") && names.contains(&"process:pr-merge"),
+        "{names:?}"
+    );
+    let (status, v) = s.get("/admin/dead-letters", Some(ADMIN)).await;
+    assert_eq!((status, v), (StatusCode::OK, json!([])));
+    let (status, v) = s
+        .post(
+            &format!("/admin/dead-letters/{}/retry", uuid::Uuid::now_v7()),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, v) = s.get("/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["consumers"].as_array().unwrap().len(), names.len());
+    s.stop().await;
+}

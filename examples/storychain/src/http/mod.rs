@@ -6,6 +6,7 @@
 //! JSON shape ([`ApiError`]). Every request runs with a correlation id (`X-Correlation-Id`,
 //! or a new one), returned in the response and carried into every event it causes.
 
+pub mod admin;
 mod auth;
 pub mod commands;
 mod error;
@@ -24,6 +25,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
+use recount::projection::Supervised;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -38,17 +41,28 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct ApiState {
     app: StoryChain,
     admin_token_hash: Option<String>,
+    /// Every consumer's runner (running here when `workers`, else kept for operations).
+    consumers: Arc<Vec<Arc<dyn Supervised>>>,
+    workers: bool,
 }
 
 impl ApiState {
-    /// The API over `app`; `admin_token`: the operator's token (`None`: admin routes off).
-    /// Only its hash is kept.
-    pub fn new(app: StoryChain, admin_token: Option<&str>) -> Self {
+    /// The API over `app`; `admin_token`: the operator's token (`None`: admin routes off;
+    /// only its hash is kept). `consumers`: the runners of the app's consumers, for the
+    /// operations routes; `workers`: whether they run in this process.
+    pub fn new(
+        app: StoryChain,
+        admin_token: Option<&str>,
+        consumers: Vec<Arc<dyn Supervised>>,
+        workers: bool,
+    ) -> Self {
         ApiState {
             app,
             admin_token_hash: admin_token
                 .filter(|t| !t.is_empty())
                 .map(|t| crate::token::hash_secret(t.as_bytes())),
+            consumers: Arc::new(consumers),
+            workers,
         }
     }
 
@@ -70,7 +84,8 @@ impl ApiState {
         commands::change_role, commands::open_pr, commands::review_pr, commands::merge_pr,
         commands::reject_pr, commands::vote, commands::comment, commands::bookmark,
         commands::progress, queries::catalogue, queries::story, queries::profile,
-        queries::inbox, queries::stats, health,
+        queries::inbox, queries::stats, admin::health, admin::consumers,
+        admin::dead_letters, admin::retry_dead_letter,
     ),
     modifiers(&Security)
 )]
@@ -84,7 +99,8 @@ impl utoipa::Modify for Security {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
-        components.add_security_scheme("token", SecurityScheme::Http(bearer));
+        components.add_security_scheme("token", SecurityScheme::Http(bearer.clone()));
+        components.add_security_scheme("admin", SecurityScheme::Http(bearer));
     }
 }
 
@@ -136,7 +152,13 @@ pub fn app(state: ApiState) -> Router {
         .route("/bookmarks", post(commands::bookmark))
         .route("/progress", put(commands::progress))
         .route("/stats", get(queries::stats))
-        .route("/health", get(health))
+        .route("/health", get(admin::health))
+        .route("/admin/consumers", get(admin::consumers))
+        .route("/admin/dead-letters", get(admin::dead_letters))
+        .route(
+            "/admin/dead-letters/{event_id}/retry",
+            post(admin::retry_dead_letter),
+        )
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
@@ -154,21 +176,6 @@ pub fn app(state: ApiState) -> Router {
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
-}
-
-/// The service's health: the store answers within a second.
-#[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "healthy"), (status = 503, body = ErrorBody)))]
-pub async fn health(
-    axum::extract::State(s): axum::extract::State<ApiState>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    use recount::EventStore;
-    let probe = s.app.store().load_checkpoint("health");
-    match tokio::time::timeout(Duration::from_secs(1), probe).await {
-        Ok(Ok(_)) => Ok(axum::Json(serde_json::json!({ "status": "ok" }))),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!("the store failed: {e}"))),
-        Err(_) => Err(ApiError::unavailable("the store did not answer within 1 s")),
-    }
 }
 
 const CORRELATION: HeaderName = HeaderName::from_static("x-correlation-id");

@@ -46,12 +46,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let supervisor = if options.workers {
-        Some(Supervisor::start(workers(&app_service).await?))
-    } else {
-        None
-    };
-    let state = ApiState::new(app_service, options.admin_token.as_deref());
+    let consumers = workers(&app_service).await?;
+    let supervisor = options
+        .workers
+        .then(|| Supervisor::start(consumers.clone()));
+    let state = ApiState::new(
+        app_service,
+        options.admin_token.as_deref(),
+        consumers,
+        options.workers,
+    );
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     on_bound(listener.local_addr()?);
     axum::serve(listener, app(state))
