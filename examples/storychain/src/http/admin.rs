@@ -19,7 +19,7 @@ pub struct Consumers {
 
 /// Each consumer's status, its lag counted now.
 #[utoipa::path(get, path = "/admin/consumers", tag = "operations", security(("admin" = [])),
-    responses((status = 200, body = Consumers), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+    responses((status = 200, body = Consumers), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn consumers(
     State(s): State<ApiState>,
     _: Admin,
@@ -45,7 +45,7 @@ pub struct Parked {
 
 /// Every consumer's parked events, oldest first.
 #[utoipa::path(get, path = "/admin/dead-letters", tag = "operations", security(("admin" = [])),
-    responses((status = 200, body = Vec<Parked>), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+    responses((status = 200, body = Vec<Parked>), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn dead_letters(
     State(s): State<ApiState>,
     _: Admin,
@@ -73,7 +73,7 @@ pub struct Retried {
 /// Hands the parked event to its consumer again; resolved when it succeeds.
 #[utoipa::path(post, path = "/admin/dead-letters/{event_id}/retry", tag = "operations", security(("admin" = [])),
     params(("event_id" = String, Path, description = "The parked event's id")),
-    responses((status = 200, body = Retried), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = Retried), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn retry_dead_letter(
     State(s): State<ApiState>,
     _: Admin,

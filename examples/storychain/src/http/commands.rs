@@ -21,7 +21,7 @@ fn target(t: TargetBody) -> Target {
 
 /// Registers a user; the answer carries the user's API token, shown this once.
 #[utoipa::path(post, path = "/users", request_body = Register, tag = "users",
-    responses((status = 201, body = Registered), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 201, body = Registered), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn register(
     State(s): State<ApiState>,
     AppJson(body): AppJson<Register>,
@@ -40,7 +40,7 @@ pub async fn register(
 
 /// Updates the caller's profile.
 #[utoipa::path(patch, path = "/users/me", request_body = UpdateProfile, tag = "users",
-    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn update_profile(
     State(s): State<ApiState>,
     me: Caller,
@@ -55,7 +55,7 @@ pub async fn update_profile(
 
 /// The caller follows a user.
 #[utoipa::path(post, path = "/users/me/following", request_body = Follow, tag = "users",
-    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn follow(State(s): State<ApiState>, me: Caller, AppJson(body): AppJson<Follow>) -> Done {
     done(s.app.follow(&me.user_id, &body.user_id).await?)
 }
@@ -63,14 +63,14 @@ pub async fn follow(State(s): State<ApiState>, me: Caller, AppJson(body): AppJso
 /// The caller stops following a user.
 #[utoipa::path(delete, path = "/users/me/following/{user_id}", tag = "users",
     params(("user_id" = String, Path, description = "The user followed")),
-    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn unfollow(State(s): State<ApiState>, me: Caller, Path(user_id): Path<String>) -> Done {
     done(s.app.unfollow(&me.user_id, &user_id).await?)
 }
 
 /// The caller creates a story (a draft).
 #[utoipa::path(post, path = "/stories", request_body = StoryDetails, tag = "stories",
-    security(("token" = [])), responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+    security(("token" = [])), responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn create_story(
     State(s): State<ApiState>,
     me: Caller,
@@ -86,7 +86,7 @@ pub async fn create_story(
 /// The owner updates a story's details.
 #[utoipa::path(patch, path = "/stories/{story_id}", request_body = StoryDetails, tag = "stories",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn update_story(
     State(s): State<ApiState>,
     me: Caller,
@@ -110,7 +110,7 @@ pub async fn update_story(
 /// The owner publishes a story.
 #[utoipa::path(post, path = "/stories/{story_id}/publish", tag = "stories",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn publish_story(
     State(s): State<ApiState>,
     me: Caller,
@@ -123,7 +123,7 @@ pub async fn publish_story(
 /// The owner archives a story.
 #[utoipa::path(post, path = "/stories/{story_id}/archive", tag = "stories",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn archive_story(
     State(s): State<ApiState>,
     me: Caller,
@@ -136,7 +136,7 @@ pub async fn archive_story(
 /// The caller writes a chapter: the first, a continuation, or a branch.
 #[utoipa::path(post, path = "/stories/{story_id}/chapters", request_body = NewChapterBody, tag = "chapters",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn add_chapter(
     State(s): State<ApiState>,
     me: Caller,
@@ -160,7 +160,7 @@ pub async fn add_chapter(
 /// The author edits a chapter.
 #[utoipa::path(patch, path = "/stories/{story_id}/chapters/{chapter_id}", request_body = EditChapter, tag = "chapters",
     params(("story_id" = String, Path), ("chapter_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn edit_chapter(
     State(s): State<ApiState>,
     me: Caller,
@@ -184,7 +184,7 @@ pub async fn edit_chapter(
 /// The author publishes a chapter.
 #[utoipa::path(post, path = "/stories/{story_id}/chapters/{chapter_id}/publish", tag = "chapters",
     params(("story_id" = String, Path), ("chapter_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn publish_chapter(
     State(s): State<ApiState>,
     me: Caller,
@@ -201,7 +201,7 @@ pub async fn publish_chapter(
 /// The owner or an editor invites a collaborator.
 #[utoipa::path(post, path = "/stories/{story_id}/collaborators", request_body = Invite, tag = "collaboration",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn invite(
     State(s): State<ApiState>,
     me: Caller,
@@ -221,7 +221,7 @@ pub async fn invite(
 /// The caller accepts an invitation.
 #[utoipa::path(post, path = "/stories/{story_id}/collaborators/me", tag = "collaboration",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn join(State(s): State<ApiState>, me: Caller, Path(story_id): Path<String>) -> Done {
     s.app.existing_story(&story_id).await?;
     done(s.app.join(&story_id, &me.user_id).await?)
@@ -230,7 +230,7 @@ pub async fn join(State(s): State<ApiState>, me: Caller, Path(story_id): Path<St
 /// The caller leaves a story's collaborators.
 #[utoipa::path(delete, path = "/stories/{story_id}/collaborators/me", tag = "collaboration",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn leave(State(s): State<ApiState>, me: Caller, Path(story_id): Path<String>) -> Done {
     s.app.existing_story(&story_id).await?;
     done(s.app.leave(&story_id, &me.user_id).await?)
@@ -239,7 +239,7 @@ pub async fn leave(State(s): State<ApiState>, me: Caller, Path(story_id): Path<S
 /// The owner changes a collaborator's role.
 #[utoipa::path(put, path = "/stories/{story_id}/collaborators/{user_id}", request_body = Invite, tag = "collaboration",
     params(("story_id" = String, Path), ("user_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn change_role(
     State(s): State<ApiState>,
     me: Caller,
@@ -256,7 +256,7 @@ pub async fn change_role(
 /// The caller proposes a chapter as a pull request.
 #[utoipa::path(post, path = "/stories/{story_id}/pulls", request_body = OpenPull, tag = "pull requests",
     params(("story_id" = String, Path)), security(("token" = [])),
-    responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn open_pr(
     State(s): State<ApiState>,
     me: Caller,
@@ -279,7 +279,7 @@ pub async fn open_pr(
 /// The caller reviews a pull request.
 #[utoipa::path(post, path = "/pulls/{pr_id}/reviews", request_body = Review, tag = "pull requests",
     params(("pr_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn review_pr(
     State(s): State<ApiState>,
     me: Caller,
@@ -297,7 +297,7 @@ pub async fn review_pr(
 /// A maintainer merges an approved pull request.
 #[utoipa::path(post, path = "/pulls/{pr_id}/merge", tag = "pull requests",
     params(("pr_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn merge_pr(State(s): State<ApiState>, me: Caller, Path(pr_id): Path<String>) -> Done {
     done(s.app.merge_pr(&pr_id, &me.user_id).await?)
 }
@@ -305,7 +305,7 @@ pub async fn merge_pr(State(s): State<ApiState>, me: Caller, Path(pr_id): Path<S
 /// A maintainer rejects a pull request.
 #[utoipa::path(post, path = "/pulls/{pr_id}/reject", request_body = Reject, tag = "pull requests",
     params(("pr_id" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn reject_pr(
     State(s): State<ApiState>,
     me: Caller,
@@ -317,7 +317,7 @@ pub async fn reject_pr(
 
 /// The caller votes on a story or chapter; voting again replaces the vote.
 #[utoipa::path(put, path = "/votes", request_body = Vote, tag = "engagement", security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn vote(State(s): State<ApiState>, me: Caller, AppJson(body): AppJson<Vote>) -> Done {
     s.app.existing_target(&body.target.story_id).await?;
     done(
@@ -329,7 +329,7 @@ pub async fn vote(State(s): State<ApiState>, me: Caller, AppJson(body): AppJson<
 
 /// The caller comments on a story or chapter.
 #[utoipa::path(post, path = "/comments", request_body = Comment, tag = "engagement", security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn comment(
     State(s): State<ApiState>,
     me: Caller,
@@ -345,7 +345,7 @@ pub async fn comment(
 
 /// The caller bookmarks a story or chapter.
 #[utoipa::path(post, path = "/bookmarks", request_body = Bookmark, tag = "engagement", security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn bookmark(
     State(s): State<ApiState>,
     me: Caller,
@@ -357,7 +357,7 @@ pub async fn bookmark(
 
 /// The caller records reading progress on a chapter.
 #[utoipa::path(put, path = "/progress", request_body = Progress, tag = "engagement", security(("token" = [])),
-    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn progress(
     State(s): State<ApiState>,
     me: Caller,
