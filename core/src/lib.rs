@@ -45,9 +45,11 @@
 //! `recount-postgres`. Every store passes the conformance suite in `recount::testing`.
 
 pub mod aggregate;
+mod context;
 mod cursor;
 mod error;
 mod event;
+mod input;
 mod memory;
 pub mod projection;
 mod repository;
@@ -57,15 +59,14 @@ mod stream;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Event};
+pub use context::CommandContext;
 pub use cursor::Cursor;
 pub use error::{BoxError, Error, Result};
-pub use event::{
-    AppendResult, Limits, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot,
-    ValidEvent, MAX_EVENT_TYPE_LEN,
-};
+pub use event::{AppendResult, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot};
+pub use input::{Limits, ValidEvent, MAX_EVENT_TYPE_LEN, MAX_STREAM_VERSION};
 pub use memory::InMemoryStore;
 pub use repository::{
-    command_event_id, CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats,
+    command_event_id, CommandError, Executed, Loaded, Repository, RepositoryStats,
 };
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};

@@ -1,92 +1,14 @@
 //! Loading aggregates and executing commands against them.
 
 use crate::{
-    Aggregate, AppendResult, Cursor, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
-    Snapshot, StreamId,
+    Aggregate, AppendResult, CommandContext, Cursor, Error, Event, EventStore, ExpectedVersion,
+    NewEvent, Snapshot, StreamId,
 };
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// Who sends a command and as part of what; copied into the metadata of every event it causes.
-///
-/// ```
-/// use recount::CommandContext;
-/// let ctx = CommandContext::new().with_user("ada").with_command_id(uuid::Uuid::now_v7());
-/// assert_eq!(ctx.user_id.as_deref(), Some("ada"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommandContext {
-    /// Shared by everything that follows from one request; a fresh one is drawn when unset.
-    pub correlation_id: Option<Uuid>,
-    /// The event or command that caused this command.
-    pub causation_id: Option<Uuid>,
-    /// The user on whose behalf the command runs.
-    pub user_id: Option<String>,
-    /// The command's own id. When set, event ids are derived from it (UUID v5, see
-    /// [`command_event_id`](crate::command_event_id)), so executing the same command twice writes
-    /// its events once: a repeat finds them in the stream and returns without deciding again
-    /// (or, when a snapshot already covers them, decides again and the store recognises the
-    /// same ids).
-    pub command_id: Option<Uuid>,
-    /// Free key/values copied into every event's metadata.
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl CommandContext {
-    /// An empty context.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the user id.
-    pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
-        self
-    }
-
-    /// Sets the correlation id.
-    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
-        self.correlation_id = Some(id);
-        self
-    }
-
-    /// Sets the causation id.
-    pub fn with_causation_id(mut self, id: Uuid) -> Self {
-        self.causation_id = Some(id);
-        self
-    }
-
-    /// Sets the command id, making the command idempotent.
-    pub fn with_command_id(mut self, id: Uuid) -> Self {
-        self.command_id = Some(id);
-        self
-    }
-
-    /// A context for a command caused by a stored event: same correlation id (or the event's
-    /// id when it had none), causation id set to the event's id.
-    pub fn caused_by(event: &crate::RecordedEvent) -> Result<Self, Error> {
-        let meta = event.metadata()?;
-        Ok(CommandContext {
-            correlation_id: Some(meta.correlation_id.unwrap_or(event.id)),
-            causation_id: Some(event.id),
-            user_id: meta.user_id,
-            command_id: None,
-            extra: serde_json::Map::new(),
-        })
-    }
-
-    fn metadata(&self, correlation_id: Uuid) -> Metadata {
-        Metadata {
-            correlation_id: Some(correlation_id),
-            causation_id: self.causation_id,
-            user_id: self.user_id.clone(),
-            extra: self.extra.clone(),
-        }
-    }
-}
 
 /// Why a command failed: the aggregate rejected it, or the store did.
 #[derive(Debug, thiserror::Error)]
@@ -248,34 +170,56 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         stream: &StreamId,
         command: Option<Uuid>,
     ) -> Result<(Loaded<A>, Option<Executed<()>>), Error> {
-        let (mut state, mut version) = self.snapshot_state(stream).await.unwrap_or_default();
-        let mut done: Option<Executed<()>> = None;
+        if let Some((state, version)) = self.snapshot_state(stream).await {
+            if let Some(loaded) = self.replay(stream, state, version, command).await? {
+                return Ok(loaded);
+            }
+            // A snapshot is a cache (store contract, item 9): one that claims more events
+            // than the stream holds is wrong, and believing it would make every command
+            // conflict for ever.
+            tracing::warn!(%stream, snapshot_version = version, "snapshot is beyond the stream's version; replaying from the start");
+        }
+        let replayed = self.replay(stream, A::default(), 0, command).await?;
+        replayed.ok_or_else(|| Error::store("a replay from version 0 always fits the stream"))
+    }
+
+    /// Applies the events after version `at` to `state` (a snapshot's state at `at`, or the
+    /// default state at 0). `None` when the stream has no event at version `at`: the snapshot
+    /// does not fit it.
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        mut state: A,
+        at: u64,
+        command: Option<Uuid>,
+    ) -> Result<Option<(Loaded<A>, Option<Executed<()>>)>, Error> {
+        let mut version = at;
+        let mut watch = Watch::new(command);
+        // From a snapshot, the first page starts at the snapshot's own version: the event
+        // there proves the stream reaches it, at the cost of one more row in the same round
+        // trip instead of a second query.
+        let (mut from, mut check_first) = (at.max(1), at > 0);
         loop {
-            let page = self
-                .store
-                .read_stream(stream, version + 1, REPLAY_PAGE)
-                .await?;
+            let page = self.store.read_stream(stream, from, REPLAY_PAGE).await?;
             let n = page.len();
+            let mut page = page.into_iter();
+            if std::mem::take(&mut check_first) && !page.next().is_some_and(|e| e.version == at) {
+                return Ok(None);
+            }
             for recorded in page {
-                if let Some(cmd) = command {
-                    let next = done.as_ref().map_or(0, |d| d.event_ids.len());
-                    if recorded.id == command_event_id(cmd, next) {
-                        let d = done.get_or_insert_with(|| Executed {
-                            state: (),
-                            version: 0,
-                            cursor: None,
-                            event_ids: Vec::new(),
-                        });
-                        d.event_ids.push(recorded.id);
-                        (d.version, d.cursor) = (recorded.version, Some(recorded.cursor));
-                    }
-                }
+                watch.see(&recorded);
                 state.apply(recorded.decode::<A::Event>()?);
                 version = recorded.version;
             }
             if n < REPLAY_PAGE {
-                return Ok((Loaded { state, version }, done));
+                return Ok(Some((Loaded { state, version }, watch.done)));
             }
+            // Versions come from storage: a wrapped one would replay the stream again.
+            from = version.checked_add(1).ok_or_else(|| {
+                Error::store(format!(
+                    "stream `{stream}` reports version {version}, the largest there is"
+                ))
+            })?;
         }
     }
 
@@ -291,6 +235,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         };
         if snapshot.tag != A::snapshot_tag() {
             tracing::debug!(%stream, stored = %snapshot.tag, wanted = A::snapshot_tag(), "snapshot tag differs; replaying");
+            return None;
+        }
+        if snapshot.version == 0 {
+            tracing::warn!(%stream, "snapshot at version 0 describes no event; replaying");
             return None;
         }
         match A::decode_snapshot(&snapshot.state)? {
@@ -348,8 +296,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             {
                 Ok(done) => {
                     bump(&self.counters.appends);
-                    let expected_version = version + events.len() as u64;
-                    if done.version != expected_version {
+                    let expected_version = version.checked_add(events.len() as u64);
+                    if expected_version != Some(done.version) {
                         // An earlier execution of this command id already wrote these events:
                         // the state to return is the stored one, not ours plus them again.
                         let loaded = self.load_stream(&stream).await?;
@@ -432,6 +380,37 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 bump(&self.counters.snapshot_failures);
                 tracing::warn!(%stream, version = after, error = %e, "snapshot save failed; the command stands");
             }
+        }
+    }
+}
+
+/// Where the events of a command already written sit in a replayed stream.
+struct Watch {
+    command: Option<Uuid>,
+    done: Option<Executed<()>>,
+}
+
+impl Watch {
+    fn new(command: Option<Uuid>) -> Self {
+        Watch {
+            command,
+            done: None,
+        }
+    }
+
+    /// Notes `recorded` when it is the command's next event.
+    fn see(&mut self, recorded: &crate::RecordedEvent) {
+        let Some(cmd) = self.command else { return };
+        let next = self.done.as_ref().map_or(0, |d| d.event_ids.len());
+        if recorded.id == command_event_id(cmd, next) {
+            let d = self.done.get_or_insert_with(|| Executed {
+                state: (),
+                version: 0,
+                cursor: None,
+                event_ids: Vec::new(),
+            });
+            d.event_ids.push(recorded.id);
+            (d.version, d.cursor) = (recorded.version, Some(recorded.cursor));
         }
     }
 }

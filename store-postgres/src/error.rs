@@ -55,3 +55,9 @@ pub(crate) fn store_error(e: sqlx::Error) -> Error {
         DbErrorKind::UniqueViolation | DbErrorKind::Permanent => Error::store(e),
     }
 }
+
+/// A version, position or count read from the database as the `u64` Recount uses; a negative
+/// one (a row damaged outside Recount) is an error, never a wrapped huge number.
+pub(crate) fn stored(what: &str, value: i64) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::store(format!("stored {what} {value} is out of range")))
+}

@@ -87,7 +87,7 @@ impl SqliteEventStore {
         let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes)
             .map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
-        let committed = Arc::new(watch::Sender::new(last as u64));
+        let committed = Arc::new(watch::Sender::new(error::stored("position", last)?));
         let (queue, receiver) = mpsc::channel();
         let writer_loop = WriterLoop {
             conn,

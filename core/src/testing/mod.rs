@@ -14,6 +14,7 @@
 //!
 //! Each test runs on its own multi-thread tokio runtime, so racing tests race for real.
 
+pub mod bad_input;
 pub mod conformance;
 mod harness;
 
@@ -137,12 +138,19 @@ macro_rules! conformance_tests {
             recorded_events_keep_what_was_appended,
             count_after_counts_what_the_log_holds
         );
+        $crate::conformance_tests!(@each_in bad_input, $factory;
+            impossible_snapshots_are_refused_and_change_nothing,
+            repository_ignores_snapshots_that_do_not_fit_the_stream
+        );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
+        $crate::conformance_tests!(@each_in conformance, $factory; $($name),*);
+    };
+    (@each_in $module:ident, $factory:expr; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::testing::run_conformance($factory, $crate::testing::conformance::$name);
+                $crate::testing::run_conformance($factory, $crate::testing::$module::$name);
             }
         )*
     };

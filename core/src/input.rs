@@ -1,0 +1,178 @@
+//! The input rules of the store contract, in one place: every store calls these before it
+//! touches its storage, so what one store refuses, every store refuses, and nothing is
+//! written that Recount could not read back.
+
+use crate::{Error, NewEvent, Snapshot};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Size limits checked before anything is written. Stores may be configured with other limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload, in bytes (default 1 MiB).
+    pub max_payload_bytes: usize,
+    /// Largest metadata, in bytes of JSON (default 16 KiB).
+    pub max_metadata_bytes: usize,
+}
+
+/// Longest event type accepted, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 200;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload_bytes: 1 << 20,
+            max_metadata_bytes: 16 << 10,
+        }
+    }
+}
+
+/// An event checked against the input rules and with its metadata encoded, ready to store.
+#[derive(Debug, Clone)]
+pub struct ValidEvent {
+    /// The event id.
+    pub id: Uuid,
+    /// The event type.
+    pub event_type: String,
+    /// The schema version.
+    pub schema_version: u32,
+    /// Payload JSON object text.
+    pub payload: Box<RawValue>,
+    /// Metadata JSON object text.
+    pub metadata: String,
+}
+
+impl Limits {
+    /// Checks a batch against the input rules of the store contract and encodes metadata.
+    /// Every store calls this before it touches its storage, so invalid input writes nothing.
+    pub fn validate(&self, events: Vec<NewEvent>) -> Result<Vec<ValidEvent>, Error> {
+        if events.is_empty() {
+            return Err(Error::invalid(
+                "events",
+                "an append needs at least one event",
+            ));
+        }
+        let mut ids = std::collections::HashSet::with_capacity(events.len());
+        events
+            .into_iter()
+            .map(|e| {
+                if !ids.insert(e.id) {
+                    return Err(Error::invalid(
+                        "event id",
+                        format!("{} appears twice in the batch", e.id),
+                    ));
+                }
+                self.validate_one(e)
+            })
+            .collect()
+    }
+
+    fn validate_one(&self, e: NewEvent) -> Result<ValidEvent, Error> {
+        if e.event_type.is_empty() {
+            return Err(Error::invalid("event type", "empty"));
+        }
+        if e.event_type.len() > MAX_EVENT_TYPE_LEN {
+            return Err(Error::invalid(
+                "event type",
+                format!(
+                    "{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}",
+                    e.event_type.len()
+                ),
+            ));
+        }
+        if e.schema_version == 0 {
+            return Err(Error::invalid("schema version", "versions start at 1"));
+        }
+        if !is_json_object(e.payload.get()) {
+            return Err(Error::invalid("payload", "not a JSON object"));
+        }
+        if e.payload.get().len() > self.max_payload_bytes {
+            return Err(Error::invalid(
+                "payload",
+                format!(
+                    "{} bytes, more than the limit of {}",
+                    e.payload.get().len(),
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        let metadata = e.metadata.to_json();
+        if metadata.len() > self.max_metadata_bytes {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "{} bytes, more than the limit of {}",
+                    metadata.len(),
+                    self.max_metadata_bytes
+                ),
+            ));
+        }
+        Ok(ValidEvent {
+            id: e.id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload,
+            metadata,
+        })
+    }
+}
+
+/// The largest stream version any store can hold (SQL stores keep versions in `i64`).
+pub const MAX_STREAM_VERSION: u64 = i64::MAX as u64;
+
+impl Snapshot {
+    /// Checks that a store may save this snapshot for a stream whose current version is
+    /// `stream_version` (store contract, item 9). Stores call it before saving, with the
+    /// stream's version read in the same transaction (versions only grow, so a snapshot that
+    /// fits then fits for ever), and refuse what it refuses.
+    ///
+    /// - No version beyond [`MAX_STREAM_VERSION`] is possible for any stream.
+    /// - A snapshot of a stream that has events includes at least its first event (version 0
+    ///   describes nothing) and never more events than the stream holds.
+    /// - A stream with no events accepts any other version: process managers
+    ///   ([`recount::projection`](crate::projection)) keep their state and position as the
+    ///   snapshot of an event-less stream. The repository never uses such a snapshot: it
+    ///   checks every snapshot it loads against the stream and replays when it does not fit.
+    ///
+    /// ```
+    /// use recount::{Snapshot, StreamId};
+    /// let snap = |version| Snapshot {
+    ///     stream: StreamId::new("counter", "1").unwrap(),
+    ///     version,
+    ///     tag: "v1".into(),
+    ///     state: "{}".into(),
+    /// };
+    /// assert!(snap(3).check_fits(3).is_ok());
+    /// assert!(snap(4).check_fits(3).is_err());
+    /// assert!(snap(0).check_fits(3).is_err());
+    /// assert!(snap(u64::MAX).check_fits(0).is_err());
+    /// ```
+    pub fn check_fits(&self, stream_version: u64) -> Result<(), Error> {
+        let refuse = |why: String| Err(Error::invalid("snapshot version", why));
+        let (version, stream) = (self.version, &self.stream);
+        if version > MAX_STREAM_VERSION {
+            return refuse(format!(
+                "{version} for `{stream}` is beyond the largest stream version, {MAX_STREAM_VERSION}"
+            ));
+        }
+        if stream_version == 0 {
+            return Ok(());
+        }
+        if version == 0 {
+            return refuse(format!(
+                "0 for `{stream}`: a snapshot includes at least version 1"
+            ));
+        }
+        if version > stream_version {
+            return refuse(format!(
+                "{version} is beyond the current version {stream_version} of `{stream}`"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `true` when `json` (already valid JSON) is an object.
+pub(crate) fn is_json_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
+}

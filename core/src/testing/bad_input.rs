@@ -1,0 +1,184 @@
+//! The bad-input section of the conformance suite: what every store must refuse, and what the
+//! repository must survive, so that no store drifts from the others (store contract, input
+//! rules and item 9).
+//!
+//! Stamped out by [`conformance_tests!`](crate::conformance_tests) with the rest of the suite.
+
+use crate::aggregate::DecodeError;
+use crate::{
+    Aggregate, CommandContext, Error, Event, EventStore, ExpectedVersion, NewEvent, Repository,
+    Snapshot, StreamId,
+};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+fn fresh(category: &str) -> StreamId {
+    StreamId::new(category, &Uuid::now_v7().simple().to_string()).expect("valid stream id")
+}
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new("tally.added", &serde_json::json!({ "by": n })).expect("object payload")
+}
+
+#[track_caller]
+fn assert_invalid(result: crate::Result<impl std::fmt::Debug>, field: &str, mentions: &str) {
+    match result {
+        Err(Error::InvalidInput { field: f, reason }) => {
+            assert_eq!(f, field, "the error names the field ({reason})");
+            assert!(
+                reason.contains(mentions),
+                "the reason `{reason}` says `{mentions}`"
+            );
+        }
+        other => panic!("expected invalid {field} ({mentions}), got {other:?}"),
+    }
+}
+
+/// Input rules, item 9: a snapshot no stream could have (beyond the largest version, version
+/// 0 of a stream with events, beyond the stream's version) is refused as invalid input and
+/// changes nothing; one of a deleted stream is refused as deleted.
+pub async fn impossible_snapshots_are_refused_and_change_nothing<S: EventStore + Clone>(store: S) {
+    let s = fresh("tally");
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        .await
+        .unwrap();
+    let snap = |version: u64| Snapshot {
+        stream: s.clone(),
+        version,
+        tag: "t".to_owned(),
+        state: format!(r#"{{"at":{version}}}"#),
+    };
+    store.save_snapshot(snap(2)).await.unwrap();
+    assert_invalid(store.save_snapshot(snap(0)).await, "snapshot version", "0");
+    assert_invalid(
+        store.save_snapshot(snap(3)).await,
+        "snapshot version",
+        "beyond",
+    );
+    assert_invalid(
+        store.save_snapshot(snap(u64::MAX)).await,
+        "snapshot version",
+        "beyond",
+    );
+    let never_written = Snapshot {
+        stream: fresh("tally"),
+        ..snap(u64::MAX)
+    };
+    assert_invalid(
+        store.save_snapshot(never_written).await,
+        "snapshot version",
+        "beyond",
+    );
+    assert_eq!(
+        store.load_snapshot(&s).await.unwrap(),
+        Some(snap(2)),
+        "a refused snapshot changed nothing"
+    );
+    store
+        .delete_stream(&s, ExpectedVersion::Exact(2))
+        .await
+        .unwrap();
+    match store.save_snapshot(snap(2)).await {
+        Err(Error::StreamDeleted { stream }) => assert_eq!(stream, s),
+        other => panic!("a deleted stream takes no snapshot, got {other:?}"),
+    }
+}
+
+/// Item 9, a snapshot is a cache: one that claims more events than the stream holds, or
+/// version 0, is ignored and the aggregate replayed, so commands keep working (believing it
+/// made every `execute` conflict for ever, or replayed the whole stream onto the snapshot).
+pub async fn repository_ignores_snapshots_that_do_not_fit_the_stream<S: EventStore + Clone>(
+    store: S,
+) {
+    let repo = Repository::<Tally, _>::new(store.clone());
+    let ctx = CommandContext::new();
+    for forged_version in [5, 0] {
+        let s = fresh("tally");
+        // Saved while the stream has no events (allowed: process managers keep state this
+        // way), so it claims versions the stream does not have once events arrive.
+        let forged = Snapshot {
+            stream: s.clone(),
+            version: forged_version,
+            tag: Tally::snapshot_tag().to_owned(),
+            state: r#"{"total":1000}"#.to_owned(),
+        };
+        store.save_snapshot(forged).await.unwrap();
+        for by in [1, 2] {
+            let done = repo
+                .execute(s.id(), &ctx, |_| Ok(vec![TallyEvent(by)]))
+                .await
+                .unwrap_or_else(|e| panic!("execute over a snapshot at {forged_version}: {e}"));
+            assert_eq!(done.version, by);
+        }
+        let loaded = repo.load(s.id()).await.unwrap();
+        assert_eq!(
+            (loaded.state.total, loaded.version),
+            (3, 2),
+            "the snapshot at version {forged_version} was ignored and the stream replayed"
+        );
+    }
+}
+
+/// The aggregate of the repository checks: a running total, snapshots on.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Tally {
+    total: u64,
+}
+
+/// `tally.added {"by": n}`.
+#[derive(Debug)]
+struct TallyEvent(u64);
+
+impl Event for TallyEvent {
+    const EVENT_TYPES: &'static [&'static str] = &["tally.added"];
+
+    fn event_type(&self) -> &'static str {
+        "tally.added"
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn encode(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::value::to_raw_value(&serde_json::json!({ "by": self.0 }))
+    }
+
+    fn decode(event_type: &str, _: u32, payload: &str) -> Result<Self, DecodeError> {
+        if event_type != "tally.added" {
+            return Err(DecodeError::UnknownType(event_type.to_owned()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Added {
+            by: u64,
+        }
+        Ok(TallyEvent(serde_json::from_str::<Added>(payload)?.by))
+    }
+}
+
+impl Aggregate for Tally {
+    const CATEGORY: &'static str = "tally";
+    type Event = TallyEvent;
+    type Error = std::convert::Infallible;
+
+    fn apply(&mut self, event: TallyEvent) {
+        self.total += event.0;
+    }
+
+    fn snapshot_every() -> Option<u64> {
+        Some(1000)
+    }
+
+    fn snapshot_tag() -> &'static str {
+        "tally-v1"
+    }
+
+    fn encode_snapshot(&self) -> Option<Result<String, serde_json::Error>> {
+        Some(serde_json::to_string(self))
+    }
+
+    fn decode_snapshot(state: &str) -> Option<Result<Self, serde_json::Error>> {
+        Some(serde_json::from_str(state))
+    }
+}
