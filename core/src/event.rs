@@ -27,6 +27,11 @@ pub struct Metadata {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The keys of the metadata's JSON object that its typed fields use. A free key/value
+/// ([`Metadata::extra`]) with one of these names would collide with the typed field when
+/// stored, so appends refuse it ([`Error::InvalidInput`] naming the key).
+pub const RESERVED_METADATA_KEYS: &[&str] = &["correlation_id", "causation_id", "user_id"];
+
 impl Metadata {
     /// `true` when nothing is set.
     pub fn is_empty(&self) -> bool {

@@ -2,6 +2,7 @@
 //! touches its storage, so what one store refuses, every store refuses, and nothing is
 //! written that Recount could not read back.
 
+use crate::event::RESERVED_METADATA_KEYS;
 use crate::{Error, NewEvent, Snapshot};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -96,6 +97,17 @@ impl Limits {
                 ),
             ));
         }
+        // A free key named like a typed field is written twice into one object (or read back
+        // as the typed field): the stored metadata would then not decode.
+        if let Some(key) = RESERVED_METADATA_KEYS
+            .iter()
+            .find(|k| e.metadata.extra.contains_key(**k))
+        {
+            return Err(Error::invalid(
+                "metadata",
+                format!("the free key `{key}` is reserved for the typed field of that name"),
+            ));
+        }
         let metadata = e.metadata.to_json();
         if metadata.len() > self.max_metadata_bytes {
             return Err(Error::invalid(
@@ -175,4 +187,29 @@ impl Snapshot {
 /// `true` when `json` (already valid JSON) is an object.
 pub(crate) fn is_json_object(json: &str) -> bool {
     json.trim_start().starts_with('{')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metadata;
+
+    /// The reserved list must name every key the typed fields write, or a new typed field
+    /// would reopen the collision.
+    #[test]
+    fn reserved_metadata_keys_are_exactly_the_typed_fields_keys() {
+        let full = Metadata {
+            correlation_id: Some(Uuid::nil()),
+            causation_id: Some(Uuid::nil()),
+            user_id: Some("u".into()),
+            extra: serde_json::Map::new(),
+        };
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&full.to_json()).unwrap();
+        let mut typed: Vec<&str> = json.keys().map(String::as_str).collect();
+        let mut reserved = RESERVED_METADATA_KEYS.to_vec();
+        typed.sort_unstable();
+        reserved.sort_unstable();
+        assert_eq!(typed, reserved);
+    }
 }

@@ -62,7 +62,10 @@ pub use aggregate::{Aggregate, Event};
 pub use context::CommandContext;
 pub use cursor::Cursor;
 pub use error::{BoxError, Error, Result};
-pub use event::{AppendResult, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot};
+pub use event::{
+    AppendResult, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot,
+    RESERVED_METADATA_KEYS,
+};
 pub use input::{Limits, ValidEvent, MAX_EVENT_TYPE_LEN, MAX_STREAM_VERSION};
 pub use memory::InMemoryStore;
 pub use repository::{

@@ -6,8 +6,8 @@
 
 use crate::aggregate::DecodeError;
 use crate::{
-    Aggregate, CommandContext, Error, Event, EventStore, ExpectedVersion, NewEvent, Repository,
-    Snapshot, StreamId,
+    Aggregate, CommandContext, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
+    Repository, Snapshot, StreamId, RESERVED_METADATA_KEYS,
 };
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -118,6 +118,45 @@ pub async fn repository_ignores_snapshots_that_do_not_fit_the_stream<S: EventSto
             "the snapshot at version {forged_version} was ignored and the stream replayed"
         );
     }
+}
+
+/// Input rules: a free metadata key named like a typed field (`correlation_id`, …) would
+/// make the stored metadata undecodable; every such key is refused, naming it, and nothing
+/// of the batch is written.
+pub async fn reserved_metadata_keys_are_refused_naming_the_key<S: EventStore + Clone>(store: S) {
+    let s = fresh("tally");
+    for key in RESERVED_METADATA_KEYS {
+        let mut metadata = Metadata::default();
+        metadata
+            .extra
+            .insert((*key).to_owned(), "not the typed value".into());
+        let bad = event(2).with_metadata(metadata);
+        let result = store
+            .append(&s, ExpectedVersion::Any, vec![event(1), bad])
+            .await;
+        assert_invalid(result, "metadata", &format!("`{key}`"));
+    }
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        0,
+        "nothing was written"
+    );
+    let mut fine = Metadata::default();
+    fine.extra.insert("tenant".into(), "acme".into());
+    store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![event(1).with_metadata(fine.clone())],
+        )
+        .await
+        .unwrap();
+    let read = store.read_stream(&s, 1, 10).await.unwrap();
+    assert_eq!(
+        read[0].metadata().unwrap(),
+        fine,
+        "other free keys round-trip"
+    );
 }
 
 /// The aggregate of the repository checks: a running total, snapshots on.
