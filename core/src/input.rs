@@ -2,6 +2,10 @@
 //! touches its storage, so what one store refuses, every store refuses, and nothing is
 //! written that Recount could not read back.
 
+mod json;
+
+pub use json::MAX_JSON_DEPTH;
+
 use crate::event::RESERVED_METADATA_KEYS;
 use crate::{Error, NewEvent, Snapshot};
 use serde_json::value::RawValue;
@@ -119,6 +123,9 @@ impl Limits {
                 ),
             ));
         }
+        // Last, as the costliest check: a full parse of both, by the parser that reads them.
+        json::check_readable(e.payload.get()).map_err(|why| Error::invalid("payload", why))?;
+        json::check_readable(&metadata).map_err(|why| Error::invalid("metadata", why))?;
         Ok(ValidEvent {
             id: e.id,
             event_type: e.event_type,

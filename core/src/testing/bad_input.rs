@@ -7,7 +7,7 @@
 use crate::aggregate::DecodeError;
 use crate::{
     Aggregate, CommandContext, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
-    Repository, Snapshot, StreamId, RESERVED_METADATA_KEYS,
+    Repository, Snapshot, StreamId, MAX_JSON_DEPTH, RESERVED_METADATA_KEYS,
 };
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -157,6 +157,75 @@ pub async fn reserved_metadata_keys_are_refused_naming_the_key<S: EventStore + C
         fine,
         "other free keys round-trip"
     );
+}
+
+/// Arrays nested `depth` levels deep inside a payload object (the object is one level).
+fn nested_payload(depth: usize) -> String {
+    format!(
+        r#"{{"a":{}1{}}}"#,
+        "[".repeat(depth - 1),
+        "]".repeat(depth - 1)
+    )
+}
+
+fn raw_event(json: &str) -> NewEvent {
+    let raw = RawValue::from_string(json.to_owned()).expect("valid JSON syntax");
+    NewEvent::from_raw("tally.added", 1, raw)
+}
+
+/// Input rules: JSON that is valid syntax but that Recount cannot read back (nesting past
+/// serde_json's recursion limit, a lone UTF-16 surrogate escape, a number beyond `f64`) is
+/// refused at append, naming why, in the payload and in the metadata; what reads back at the
+/// limit is accepted.
+pub async fn payloads_that_would_not_read_back_are_refused_naming_why<S: EventStore + Clone>(
+    store: S,
+) {
+    let s = fresh("tally");
+    let refused = [
+        (nested_payload(MAX_JSON_DEPTH + 1), "levels"),
+        (nested_payload(1000), "1000 levels"),
+        (r#"{"a":"\ud800"}"#.to_owned(), "surrogate"),
+        (r#"{"a":"x\udfff y"}"#.to_owned(), "surrogate"),
+        (r#"{"\ud800":1}"#.to_owned(), "surrogate"),
+        (r#"{"a":1e400}"#.to_owned(), "number out of range"),
+    ];
+    for (json, why) in &refused {
+        let result = store
+            .append(&s, ExpectedVersion::Any, vec![event(1), raw_event(json)])
+            .await;
+        assert_invalid(result, "payload", why);
+    }
+    let deep = serde_json::from_str::<serde_json::Value>(&nested_payload(MAX_JSON_DEPTH))
+        .expect("the limit reads back");
+    let mut metadata = Metadata::default();
+    metadata.extra.insert("deep".into(), deep);
+    let result = store
+        .append(
+            &s,
+            ExpectedVersion::Any,
+            vec![event(1).with_metadata(metadata)],
+        )
+        .await;
+    assert_invalid(result, "metadata", "levels");
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        0,
+        "nothing was written"
+    );
+    let at_limit = nested_payload(MAX_JSON_DEPTH);
+    let pair = r#"{"a":"\ud83d\ude00 and \\ud800"}"#;
+    store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![raw_event(&at_limit), raw_event(pair)],
+        )
+        .await
+        .unwrap();
+    for e in store.read_stream(&s, 1, 10).await.unwrap() {
+        e.payload_as::<serde_json::Value>()
+            .unwrap_or_else(|err| panic!("an accepted payload reads back: {err}"));
+    }
 }
 
 /// The aggregate of the repository checks: a running total, snapshots on.

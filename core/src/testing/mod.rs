@@ -141,7 +141,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each_in bad_input, $factory;
             impossible_snapshots_are_refused_and_change_nothing,
             repository_ignores_snapshots_that_do_not_fit_the_stream,
-            reserved_metadata_keys_are_refused_naming_the_key
+            reserved_metadata_keys_are_refused_naming_the_key,
+            payloads_that_would_not_read_back_are_refused_naming_why
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
