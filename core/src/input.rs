@@ -73,21 +73,8 @@ impl Limits {
     }
 
     fn validate_one(&self, e: NewEvent) -> Result<ValidEvent, Error> {
-        if e.event_type.is_empty() {
-            return Err(Error::invalid("event type", "empty"));
-        }
-        if e.event_type.len() > MAX_EVENT_TYPE_LEN {
-            return Err(Error::invalid(
-                "event type",
-                format!(
-                    "{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}",
-                    e.event_type.len()
-                ),
-            ));
-        }
-        if e.schema_version == 0 {
-            return Err(Error::invalid("schema version", "versions start at 1"));
-        }
+        check_event_type(&e.event_type)?;
+        check_schema_version(e.schema_version)?;
         if !is_json_object(e.payload.get()) {
             return Err(Error::invalid("payload", "not a JSON object"));
         }
@@ -134,6 +121,74 @@ impl Limits {
             metadata,
         })
     }
+}
+
+/// The largest schema version any store can hold (PostgreSQL keeps it in an `integer`).
+pub const MAX_SCHEMA_VERSION: u32 = i32::MAX as u32;
+
+/// Checks an event type against the input rules: not empty, at most [`MAX_EVENT_TYPE_LEN`]
+/// bytes, no whitespace or control characters (a NUL byte is refused by PostgreSQL, and an
+/// event type is an identifier that filters and logs print). `#[aggregate]` applies the same
+/// rule to event names at compile time.
+///
+/// ```
+/// assert!(recount::check_event_type("story.created").is_ok());
+/// assert!(recount::check_event_type("story created").is_err());
+/// assert!(recount::check_event_type("story\0created").is_err());
+/// ```
+pub fn check_event_type(event_type: &str) -> Result<(), Error> {
+    let refuse = |why: String| Err(Error::invalid("event type", why));
+    if event_type.is_empty() {
+        return refuse("empty".into());
+    }
+    if event_type.len() > MAX_EVENT_TYPE_LEN {
+        return refuse(format!(
+            "{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}",
+            event_type.len()
+        ));
+    }
+    if let Some(c) = event_type
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control())
+    {
+        return refuse(format!(
+            "`{}` contains {c:?}: no whitespace or control characters",
+            event_type.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a schema version: 1 ..= [`MAX_SCHEMA_VERSION`], the same bounds on every store.
+pub fn check_schema_version(version: u32) -> Result<(), Error> {
+    if version == 0 {
+        return Err(Error::invalid("schema version", "versions start at 1"));
+    }
+    if version > MAX_SCHEMA_VERSION {
+        return Err(Error::invalid(
+            "schema version",
+            format!("{version} is larger than the limit of {MAX_SCHEMA_VERSION}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint name: not empty, no control characters (a NUL byte is refused by
+/// PostgreSQL; what one store refuses, all refuse).
+pub fn check_checkpoint_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::invalid("checkpoint name", "empty"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "checkpoint name",
+            format!(
+                "`{}` contains the control character {c:?}",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The largest stream version any store can hold (SQL stores keep versions in `i64`).

@@ -66,7 +66,10 @@ pub use event::{
     AppendResult, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot,
     RESERVED_METADATA_KEYS,
 };
-pub use input::{Limits, ValidEvent, MAX_EVENT_TYPE_LEN, MAX_JSON_DEPTH, MAX_STREAM_VERSION};
+pub use input::{
+    check_checkpoint_name, check_event_type, check_schema_version, Limits, ValidEvent,
+    MAX_EVENT_TYPE_LEN, MAX_JSON_DEPTH, MAX_SCHEMA_VERSION, MAX_STREAM_VERSION,
+};
 pub use memory::InMemoryStore;
 pub use repository::{
     command_event_id, CommandError, Executed, Loaded, Repository, RepositoryStats,

@@ -294,6 +294,7 @@ impl EventStore for InMemoryStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        crate::check_checkpoint_name(name)?;
         Ok(self.lock().checkpoints.get(name).copied())
     }
 
@@ -303,6 +304,7 @@ impl EventStore for InMemoryStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        crate::check_checkpoint_name(name)?;
         let mut inner = self.lock();
         let actual = inner.checkpoints.get(name).copied();
         if actual != expected {

@@ -304,6 +304,7 @@ impl EventStore for PgEventStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        recount::check_checkpoint_name(name)?;
         self.load_checkpoint_impl(name).await
     }
 
@@ -313,6 +314,7 @@ impl EventStore for PgEventStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         self.save_checkpoint_impl(name, expected, new).await
     }
 

@@ -177,6 +177,7 @@ impl SqliteEventStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.write(move |tx| {
             write::save_checkpoint(tx, &name, expected, new)?;
@@ -282,6 +283,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.inner
             .readers
@@ -295,6 +297,7 @@ impl EventStore for SqliteEventStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.write(move |tx| write::save_checkpoint(tx, &name, expected, new))
             .await

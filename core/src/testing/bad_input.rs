@@ -7,7 +7,8 @@
 use crate::aggregate::DecodeError;
 use crate::{
     Aggregate, CommandContext, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
-    Repository, Snapshot, StreamId, MAX_JSON_DEPTH, RESERVED_METADATA_KEYS,
+    Repository, Snapshot, StreamId, MAX_EVENT_TYPE_LEN, MAX_JSON_DEPTH, MAX_SCHEMA_VERSION,
+    RESERVED_METADATA_KEYS,
 };
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -226,6 +227,118 @@ pub async fn payloads_that_would_not_read_back_are_refused_naming_why<S: EventSt
         e.payload_as::<serde_json::Value>()
             .unwrap_or_else(|err| panic!("an accepted payload reads back: {err}"));
     }
+}
+
+/// Input rules: an event type is an identifier: empty, longer than 200 bytes, or holding
+/// whitespace or a control character (a NUL byte, which PostgreSQL cannot store) is refused
+/// by every store, and nothing of the batch is written.
+pub async fn event_types_with_nul_whitespace_or_control_characters_are_refused<
+    S: EventStore + Clone,
+>(
+    store: S,
+) {
+    let s = fresh("tally");
+    let long = "t".repeat(MAX_EVENT_TYPE_LEN + 1);
+    let bad = [
+        ("tally\0added", "contains"),
+        ("tally.added\0", "contains"),
+        ("tally added", "contains"),
+        ("tally.added\n", "contains"),
+        ("\u{7f}tally", "contains"),
+        ("tally\u{a0}added", "contains"),
+        ("", "empty"),
+        (long.as_str(), "bytes"),
+    ];
+    for (event_type, why) in bad {
+        let e = NewEvent::new(event_type, &serde_json::json!({})).expect("object payload");
+        let result = store
+            .append(&s, ExpectedVersion::Any, vec![event(1), e])
+            .await;
+        assert_invalid(result, "event type", why);
+    }
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        0,
+        "nothing was written"
+    );
+    let longest = "t".repeat(MAX_EVENT_TYPE_LEN);
+    let e = NewEvent::new(longest.as_str(), &serde_json::json!({})).expect("object payload");
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![e])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read_stream(&s, 1, 1).await.unwrap()[0].event_type,
+        longest
+    );
+}
+
+/// Input rules: a checkpoint name that is empty or holds a control character (a NUL byte) is
+/// refused on save and on load by every store, and nothing is stored.
+pub async fn checkpoint_names_with_nul_or_control_characters_are_refused<S: EventStore + Clone>(
+    store: S,
+) {
+    let at = crate::Cursor::from_parts(1, 1);
+    for name in ["proj\0ection", "proj\u{1}", "\tproj", ""] {
+        let why = if name.is_empty() { "empty" } else { "control" };
+        assert_invalid(
+            store.save_checkpoint(name, None, at).await,
+            "checkpoint name",
+            why,
+        );
+        assert_invalid(store.load_checkpoint(name).await, "checkpoint name", why);
+    }
+    let fine = format!("proj {}", Uuid::now_v7().simple());
+    store.save_checkpoint(&fine, None, at).await.unwrap();
+    assert_eq!(store.load_checkpoint(&fine).await.unwrap(), Some(at));
+}
+
+/// Input rules: a stream id with a NUL byte (or any control character) cannot be built, by
+/// any route, so no store is ever handed one.
+pub async fn stream_ids_with_nul_cannot_reach_a_store<S: EventStore + Clone>(store: S) {
+    assert!(StreamId::new("tally", "a\0b").is_err());
+    assert!(StreamId::parse("tally-a\0").is_err());
+    assert!(StreamId::parse("tal\0ly-a").is_err());
+    assert!("tally-\u{1b}[2J".parse::<StreamId>().is_err());
+    assert!(serde_json::from_str::<StreamId>(r#""tally-a\u0000b""#).is_err());
+    let s = fresh("tally");
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    assert_eq!(store.read_stream(&s, 1, 10).await.unwrap()[0].stream, s);
+}
+
+/// Input rules: schema versions are 1 ..= `MAX_SCHEMA_VERSION` (PostgreSQL's `integer`) on
+/// every store; the largest is kept exactly.
+pub async fn schema_versions_have_the_same_bounds_on_every_store<S: EventStore + Clone>(store: S) {
+    let s = fresh("tally");
+    for (version, why) in [
+        (0, "start at 1"),
+        (MAX_SCHEMA_VERSION + 1, "limit"),
+        (u32::MAX, "limit"),
+    ] {
+        let result = store
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                vec![event(1).with_schema_version(version)],
+            )
+            .await;
+        assert_invalid(result, "schema version", why);
+    }
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        0,
+        "nothing was written"
+    );
+    let top = event(1).with_schema_version(MAX_SCHEMA_VERSION);
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![top])
+        .await
+        .unwrap();
+    let read = store.read_stream(&s, 1, 1).await.unwrap();
+    assert_eq!(read[0].schema_version, MAX_SCHEMA_VERSION);
 }
 
 /// The aggregate of the repository checks: a running total, snapshots on.

@@ -142,7 +142,11 @@ macro_rules! conformance_tests {
             impossible_snapshots_are_refused_and_change_nothing,
             repository_ignores_snapshots_that_do_not_fit_the_stream,
             reserved_metadata_keys_are_refused_naming_the_key,
-            payloads_that_would_not_read_back_are_refused_naming_why
+            payloads_that_would_not_read_back_are_refused_naming_why,
+            event_types_with_nul_whitespace_or_control_characters_are_refused,
+            checkpoint_names_with_nul_or_control_characters_are_refused,
+            stream_ids_with_nul_cannot_reach_a_store,
+            schema_versions_have_the_same_bounds_on_every_store
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
