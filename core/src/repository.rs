@@ -207,6 +207,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 return Ok(None);
             }
             for recorded in page {
+                check_next(&recorded, version)?;
                 watch.see(&recorded);
                 state.apply(recorded.decode::<A::Event>()?);
                 version = recorded.version;
@@ -214,12 +215,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             if n < REPLAY_PAGE {
                 return Ok(Some((Loaded { state, version }, watch.done)));
             }
-            // Versions come from storage: a wrapped one would replay the stream again.
-            from = version.checked_add(1).ok_or_else(|| {
-                Error::store(format!(
-                    "stream `{stream}` reports version {version}, the largest there is"
-                ))
-            })?;
+            // At u64::MAX this reads the last event again, which `check_next` then reports.
+            from = version.saturating_add(1);
         }
     }
 
@@ -382,6 +379,25 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
     }
+}
+
+/// Store contract, item 1: the event after version `before` is version `before + 1`. A row
+/// removed from the middle of a stream (by hand, by a broken tool) would otherwise go
+/// unnoticed and the state be silently wrong.
+fn check_next(recorded: &crate::RecordedEvent, before: u64) -> Result<(), Error> {
+    let Some(next) = before.checked_add(1) else {
+        return Err(recorded.corrupt(format!(
+            "version {} follows version {before}, the largest there is",
+            recorded.version
+        )));
+    };
+    if recorded.version == next {
+        return Ok(());
+    }
+    Err(recorded.corrupt(format!(
+        "version {next} is missing from the stream: version {} follows version {before}",
+        recorded.version
+    )))
 }
 
 /// Where the events of a command already written sit in a replayed stream.
