@@ -33,6 +33,7 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container<'_>) {
         check_supported_attrs(cx, event);
         check_version(cx, event);
         check_upcasts(cx, event);
+        check_upcast_chain_complete(cx, event);
         check_event_name(cx, event);
     }
     check_unique_event_names(cx, cont);
@@ -315,6 +316,62 @@ fn check_upcasts(cx: &Ctxt, event: &EventFn<'_>) {
             );
         }
     }
+}
+
+/// A stored payload of any older version must decode: a chain with a missing step compiles
+/// today and fails on the first replay of an old event, perhaps years later. Steps with
+/// errors of their own are left to `check_upcasts`, so one mistake gives one error.
+fn check_upcast_chain_complete(cx: &Ctxt, event: &EventFn<'_>) {
+    let Some(version) = &event.attrs.version else {
+        return;
+    };
+    let current = version.value;
+    let steps: Vec<u32> = event.attrs.upcasts.iter().map(|u| u.from.value).collect();
+    let mut seen = steps.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    let steps_ok = seen.len() == steps.len() && steps.iter().all(|f| (1..current).contains(f));
+    if current <= 1 || !steps_ok {
+        return;
+    }
+    let missing: Vec<u32> = (1..current).filter(|v| !steps.contains(v)).collect();
+    let Some(&first) = missing.first() else {
+        return;
+    };
+    let method = event.method();
+    let shown: Vec<String> = missing
+        .iter()
+        .take(3)
+        .map(|v| format!("`upcast(from = {v}, with = ...)`"))
+        .collect();
+    let more = match missing.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    let versions = if missing.len() == 1 {
+        format!("version {first}")
+    } else {
+        format!("versions {}", join_versions(&missing))
+    };
+    cx.error_spanned_by(
+        &version.lit,
+        format!(
+            "`{method}` is at version {current}, but no upcaster reads {versions}: stored events of \
+             that version could not be read; add {}{more}",
+            shown.join(", ")
+        ),
+    );
+}
+
+/// `1, 2 and 5`, or `1 to 40` for a long run.
+fn join_versions(versions: &[u32]) -> String {
+    let (first, last) = (versions[0], versions[versions.len() - 1]);
+    if versions.len() > 3 && last - first + 1 == versions.len() as u32 {
+        return format!("{first} to {last}");
+    }
+    let (last, rest) = versions.split_last().expect("at least two versions");
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    format!("{} and {last}", rest.join(", "))
 }
 
 /// A store rejects an empty or overlong event type; better at compile time than at run time.
