@@ -113,6 +113,32 @@ pub mod __private {
         }
     }
 
+    /// What `upcast(with = f)` accepts: a function from the stored payload to the next
+    /// version's, returning a bare `Value` or a `Result`. The bound is what reports an
+    /// upcaster of the wrong shape, with the expected signature, once.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an upcaster: expected `fn(serde_json::Value) -> serde_json::Value` or `fn(serde_json::Value) -> Result<serde_json::Value, E>` where `E: Display`",
+        label = "expected `fn(serde_json::Value) -> serde_json::Value` (or `-> Result<serde_json::Value, E>`)"
+    )]
+    pub trait Upcaster {
+        /// Runs the step.
+        fn run(&self, value: Value) -> Result<Value, String>;
+    }
+
+    // Implemented for the fn pointer type only (the shims cast the user's function to
+    // `fn(_) -> _` first): a blanket impl over `Fn(Value) -> R` would make the compiler report
+    // its own "type mismatch in function arguments" instead of this trait's message.
+    impl<R: IntoUpcastResult> Upcaster for fn(Value) -> R {
+        fn run(&self, value: Value) -> Result<Value, String> {
+            self(value).into_upcast_result()
+        }
+    }
+
+    /// Runs upcaster `f` on `value` (the generated shims call this).
+    pub fn upcast_with<F: Upcaster>(f: F, value: Value) -> Result<Value, String> {
+        f.run(value)
+    }
+
     /// `Aggregate::encode_snapshot` of a generated aggregate. The bound is what reports a
     /// struct that is not `Serialize` (spanned on `snapshot_every`).
     pub fn encode_snapshot<T: serde::Serialize>(state: &T) -> Result<String, serde_json::Error> {
