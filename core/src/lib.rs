@@ -42,7 +42,16 @@
 //! ```
 //!
 //! Stores: [`InMemoryStore`] here; SQLite in `recount-sqlite`, PostgreSQL in
-//! `recount-postgres`. Every store passes the conformance suite in `recount::testing`.
+//! `recount-postgres`. Every store honours the store contract written on [`EventStore`] and
+//! passes the conformance suite in `recount::testing` (feature `testing`).
+//!
+//! # Features
+//!
+//! - `derive` (default): the [`aggregate`](macro@aggregate) attribute macro.
+//! - `testing`: [`testing`], the store conformance suite and a given/when/then harness for
+//!   aggregates.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aggregate;
 mod context;
@@ -56,6 +65,7 @@ mod repository;
 mod store;
 mod stream;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use aggregate::{Aggregate, Event};
@@ -78,6 +88,7 @@ pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
 
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 #[doc = include_str!("docs/aggregate.md")]
 pub use recount_derive::aggregate;
 

@@ -11,6 +11,41 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Why a command failed: the aggregate rejected it, or the store did.
+///
+/// The rejection stays the aggregate's own error type, so callers match on it:
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use recount::{aggregate, CommandContext, CommandError, InMemoryStore, Repository};
+///
+/// #[derive(Debug, Default)]
+/// struct Seat { taken: bool }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("the seat is taken")]
+/// struct Taken;
+///
+/// #[aggregate(category = "seat", error = Taken)]
+/// impl Seat {
+///     /// The seat was booked.
+///     #[event]
+///     fn booked(&mut self) { self.taken = true; }
+///
+///     fn book(&self) -> Result<Vec<SeatEvent>, Taken> {
+///         if self.taken { Err(Taken) } else { Ok(vec![SeatEvent::Booked]) }
+///     }
+/// }
+///
+/// let repo = Repository::<Seat, _>::new(InMemoryStore::new());
+/// let ctx = CommandContext::new();
+/// repo.execute("12A", &ctx, |s| s.book()).await.unwrap();
+/// match repo.execute("12A", &ctx, |s| s.book()).await {
+///     Err(CommandError::Rejected(Taken)) => {} // the aggregate said no
+///     Err(CommandError::Store(e)) => panic!("the store failed: {e}"),
+///     Ok(_) => panic!("booked twice"),
+/// }
+/// # });
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E> {
     /// The aggregate's own rejection.
@@ -76,7 +111,34 @@ fn bump(c: &AtomicU64) {
 
 /// Loads aggregates of type `A` from a store and executes commands against them.
 ///
-/// See the crate docs for a complete example.
+/// Cloning is cheap and clones share the counters ([`Repository::stats`]). See the crate
+/// docs for a complete aggregate.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use recount::{aggregate, CommandContext, InMemoryStore, Repository};
+///
+/// #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// struct Tally { total: u64 }
+///
+/// #[aggregate(category = "tally", error = std::convert::Infallible, snapshot_every = 2)]
+/// impl Tally {
+///     /// The total went up.
+///     #[event]
+///     fn added(&mut self, by: u64) { self.total += by; }
+/// }
+///
+/// let repo = Repository::<Tally, _>::new(InMemoryStore::new()).with_max_conflict_retries(10);
+/// let ctx = CommandContext::new().with_user("ada");
+/// for by in 1..=3 {
+///     repo.execute("t1", &ctx, |_| Ok(vec![TallyEvent::Added { by }])).await.unwrap();
+/// }
+/// let loaded = repo.load("t1").await.unwrap();
+/// assert_eq!((loaded.state.total, loaded.version), (6, 3));
+/// // `snapshot_every = 2`: the append that reached version 2 saved a snapshot.
+/// assert_eq!(repo.stats().snapshots_saved, 1);
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct Repository<A, S> {
     store: S,
@@ -250,6 +312,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Executes a command on aggregate `id`: load, `decide`, append with
     /// `Exact(version)`. On a conflict it reloads and decides again (up to the bound); when the
     /// append's outcome is unknown it re-sends the same events with the same ids.
+    ///
+    /// Snapshots: when the aggregate has `snapshot_every = n`, an append that moves the stream
+    /// into a new multiple of `n` (from version `v` to `w` with `v / n < w / n`) saves a
+    /// snapshot of the state at `w`, after the append committed. A failed save is logged and
+    /// counted ([`RepositoryStats::snapshot_failures`]), never returned: the command stands.
+    /// A command that decides no events, or whose events a previous execution with the same
+    /// command id already wrote, saves none.
     pub async fn execute<F>(
         &self,
         id: &str,

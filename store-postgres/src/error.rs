@@ -1,4 +1,4 @@
-//! Database errors, classified once (STYLE.md, item 10).
+//! Database errors, classified once, here; everything else matches on the classification.
 
 use recount::Error;
 

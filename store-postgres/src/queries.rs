@@ -1,4 +1,4 @@
-//! Every SQL statement the store sends (STYLE.md, item 12). Tables and functions are created
+//! Every SQL statement the store sends, in one place. Tables and functions are created
 //! by `migrations/`; here `{schema}` stands for the configured, validated, quoted schema.
 
 /// The class key of every advisory lock the store takes (the per-stream locks of the functions

@@ -76,8 +76,7 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// The one place where SQLite errors are classified (STYLE.md, rule 10): by result code,
-/// never by message text.
+/// The one place where SQLite errors are classified: by result code, never by message text.
 pub(crate) fn classify(e: &rusqlite::Error) -> Kind {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {

@@ -117,6 +117,7 @@ where
 /// Stamps out the whole store conformance suite as `#[test]` functions, one per guarantee,
 /// for a factory `|| async { Fixture<S> }` called once per test. A factory returning
 /// `Option<Fixture<S>>` skips a test with `None` (say why on stderr).
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr) => {
