@@ -265,7 +265,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let page = self.store.read_stream(stream, from, REPLAY_PAGE).await?;
             let n = page.len();
             let mut page = page.into_iter();
-            if std::mem::take(&mut check_first) && !page.next().is_some_and(|e| e.version == at) {
+            if std::mem::take(&mut check_first) && page.next().is_none_or(|e| e.version != at) {
                 return Ok(None);
             }
             for recorded in page {
