@@ -1,5 +1,6 @@
 //! Events as written and as stored.
 
+use crate::input::is_json_object;
 use crate::{Cursor, Error, StreamId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,11 @@ pub struct Metadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The keys of the metadata's JSON object that its typed fields use. A free key/value
+/// ([`Metadata::extra`]) with one of these names would collide with the typed field when
+/// stored, so appends refuse it ([`Error::InvalidInput`] naming the key).
+pub const RESERVED_METADATA_KEYS: &[&str] = &["correlation_id", "causation_id", "user_id"];
 
 impl Metadata {
     /// `true` when nothing is set.
@@ -248,120 +254,4 @@ pub struct Snapshot {
     pub tag: String,
     /// The state, JSON text.
     pub state: String,
-}
-
-/// Size limits checked before anything is written. Stores may be configured with other limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest payload, in bytes (default 1 MiB).
-    pub max_payload_bytes: usize,
-    /// Largest metadata, in bytes of JSON (default 16 KiB).
-    pub max_metadata_bytes: usize,
-}
-
-/// Longest event type accepted, in bytes.
-pub const MAX_EVENT_TYPE_LEN: usize = 200;
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_payload_bytes: 1 << 20,
-            max_metadata_bytes: 16 << 10,
-        }
-    }
-}
-
-/// An event checked against the input rules and with its metadata encoded, ready to store.
-#[derive(Debug, Clone)]
-pub struct ValidEvent {
-    /// The event id.
-    pub id: Uuid,
-    /// The event type.
-    pub event_type: String,
-    /// The schema version.
-    pub schema_version: u32,
-    /// Payload JSON object text.
-    pub payload: Box<RawValue>,
-    /// Metadata JSON object text.
-    pub metadata: String,
-}
-
-impl Limits {
-    /// Checks a batch against the input rules of the store contract and encodes metadata.
-    /// Every store calls this before it touches its storage, so invalid input writes nothing.
-    pub fn validate(&self, events: Vec<NewEvent>) -> Result<Vec<ValidEvent>, Error> {
-        if events.is_empty() {
-            return Err(Error::invalid(
-                "events",
-                "an append needs at least one event",
-            ));
-        }
-        let mut ids = std::collections::HashSet::with_capacity(events.len());
-        events
-            .into_iter()
-            .map(|e| {
-                if !ids.insert(e.id) {
-                    return Err(Error::invalid(
-                        "event id",
-                        format!("{} appears twice in the batch", e.id),
-                    ));
-                }
-                self.validate_one(e)
-            })
-            .collect()
-    }
-
-    fn validate_one(&self, e: NewEvent) -> Result<ValidEvent, Error> {
-        if e.event_type.is_empty() {
-            return Err(Error::invalid("event type", "empty"));
-        }
-        if e.event_type.len() > MAX_EVENT_TYPE_LEN {
-            return Err(Error::invalid(
-                "event type",
-                format!(
-                    "{} bytes, more than the limit of {MAX_EVENT_TYPE_LEN}",
-                    e.event_type.len()
-                ),
-            ));
-        }
-        if e.schema_version == 0 {
-            return Err(Error::invalid("schema version", "versions start at 1"));
-        }
-        if !is_json_object(e.payload.get()) {
-            return Err(Error::invalid("payload", "not a JSON object"));
-        }
-        if e.payload.get().len() > self.max_payload_bytes {
-            return Err(Error::invalid(
-                "payload",
-                format!(
-                    "{} bytes, more than the limit of {}",
-                    e.payload.get().len(),
-                    self.max_payload_bytes
-                ),
-            ));
-        }
-        let metadata = e.metadata.to_json();
-        if metadata.len() > self.max_metadata_bytes {
-            return Err(Error::invalid(
-                "metadata",
-                format!(
-                    "{} bytes, more than the limit of {}",
-                    metadata.len(),
-                    self.max_metadata_bytes
-                ),
-            ));
-        }
-        Ok(ValidEvent {
-            id: e.id,
-            event_type: e.event_type,
-            schema_version: e.schema_version,
-            payload: e.payload,
-            metadata,
-        })
-    }
-}
-
-/// `true` when `json` (already valid JSON) is an object.
-fn is_json_object(json: &str) -> bool {
-    json.trim_start().starts_with('{')
 }

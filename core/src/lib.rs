@@ -42,37 +42,55 @@
 //! ```
 //!
 //! Stores: [`InMemoryStore`] here; SQLite in `recount-sqlite`, PostgreSQL in
-//! `recount-postgres`. Every store passes the conformance suite in `recount::testing`.
+//! `recount-postgres`. Every store honours the store contract written on [`EventStore`] and
+//! passes the conformance suite in `recount::testing` (feature `testing`).
+//!
+//! # Features
+//!
+//! - `derive` (default): the [`aggregate`](macro@aggregate) attribute macro.
+//! - `testing`: [`testing`], the store conformance suite and a given/when/then harness for
+//!   aggregates.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aggregate;
 mod backoff;
+mod context;
 mod cursor;
 mod error;
 mod event;
+mod input;
 mod memory;
 pub mod projection;
 mod repository;
 mod store;
 mod stream;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use aggregate::{Aggregate, Event};
 pub use backoff::Backoff;
+pub use context::CommandContext;
 pub use cursor::Cursor;
 pub use error::{BoxError, Error, Result};
 pub use event::{
-    AppendResult, Limits, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot,
-    ValidEvent, MAX_EVENT_TYPE_LEN,
+    AppendResult, LogBatch, LogFilter, Metadata, NewEvent, RecordedEvent, Snapshot,
+    RESERVED_METADATA_KEYS,
+};
+pub use input::{
+    check_checkpoint_name, check_event_type, check_schema_version, Limits, ValidEvent,
+    MAX_EVENT_TYPE_LEN, MAX_JSON_DEPTH, MAX_SCHEMA_VERSION, MAX_STREAM_VERSION,
 };
 pub use memory::InMemoryStore;
 pub use repository::{
-    command_event_id, CommandContext, CommandError, Executed, Loaded, Repository, RepositoryStats,
+    command_event_id, CommandError, Executed, Loaded, Repository, RepositoryStats,
 };
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
 
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 #[doc = include_str!("docs/aggregate.md")]
 pub use recount_derive::aggregate;
 
@@ -106,6 +124,32 @@ pub mod __private {
         fn into_upcast_result(self) -> Result<Value, String> {
             self.map_err(|e| e.to_string())
         }
+    }
+
+    /// What `upcast(with = f)` accepts: a function from the stored payload to the next
+    /// version's, returning a bare `Value` or a `Result`. The bound is what reports an
+    /// upcaster of the wrong shape, with the expected signature, once.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an upcaster: expected `fn(serde_json::Value) -> serde_json::Value` or `fn(serde_json::Value) -> Result<serde_json::Value, E>` where `E: Display`",
+        label = "expected `fn(serde_json::Value) -> serde_json::Value` (or `-> Result<serde_json::Value, E>`)"
+    )]
+    pub trait Upcaster {
+        /// Runs the step.
+        fn run(&self, value: Value) -> Result<Value, String>;
+    }
+
+    // Implemented for the fn pointer type only (the shims cast the user's function to
+    // `fn(_) -> _` first): a blanket impl over `Fn(Value) -> R` would make the compiler report
+    // its own "type mismatch in function arguments" instead of this trait's message.
+    impl<R: IntoUpcastResult> Upcaster for fn(Value) -> R {
+        fn run(&self, value: Value) -> Result<Value, String> {
+            self(value).into_upcast_result()
+        }
+    }
+
+    /// Runs upcaster `f` on `value` (the generated shims call this).
+    pub fn upcast_with<F: Upcaster>(f: F, value: Value) -> Result<Value, String> {
+        f.run(value)
     }
 
     /// `Aggregate::encode_snapshot` of a generated aggregate. The bound is what reports a

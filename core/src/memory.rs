@@ -101,13 +101,20 @@ impl Inner {
                 _ => return Err(duplicate()),
             }
         }
-        let last = v0 + ids.len() as u64 - 1;
-        let entry = &self.streams[stream];
-        let cursor = self.log[entry.positions[last as usize - 1]].cursor;
-        Ok(Some(AppendResult {
-            version: last,
-            cursor,
-        }))
+        // Versions are lengths of in-memory vectors here, but index with checks anyway: a
+        // store never panics on what it holds.
+        let last = v0
+            .checked_sub(1)
+            .and_then(|before| before.checked_add(ids.len() as u64))
+            .and_then(|v| usize::try_from(v).ok().map(|i| (v, i)));
+        let found = last.and_then(|(version, i)| {
+            let position = *self.streams.get(stream)?.positions.get(i.checked_sub(1)?)?;
+            Some((version, self.log.get(position)?.cursor))
+        });
+        let Some((version, cursor)) = found else {
+            return Err(duplicate());
+        };
+        Ok(Some(AppendResult { version, cursor }))
     }
 }
 
@@ -179,7 +186,7 @@ impl EventStore for InMemoryStore {
                 stream: stream.clone(),
             });
         }
-        let start = from_version.max(1) as usize - 1;
+        let start = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(entry
             .positions
             .iter()
@@ -245,6 +252,16 @@ impl EventStore for InMemoryStore {
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         let mut inner = self.lock();
+        let version = match inner.streams.get(&snapshot.stream) {
+            Some(e) if e.deleted => {
+                return Err(Error::StreamDeleted {
+                    stream: snapshot.stream,
+                })
+            }
+            Some(e) => e.positions.len() as u64,
+            None => 0,
+        };
+        snapshot.check_fits(version)?;
         match inner.snapshots.get(&snapshot.stream) {
             Some(old) if old.version > snapshot.version => {}
             _ => {
@@ -278,6 +295,7 @@ impl EventStore for InMemoryStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        crate::check_checkpoint_name(name)?;
         Ok(self.lock().checkpoints.get(name).map(|c| c.0))
     }
 
@@ -291,6 +309,7 @@ impl EventStore for InMemoryStore {
     }
 
     async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        crate::check_checkpoint_name(name)?;
         Ok(self.lock().checkpoints.get(name).cloned())
     }
 
@@ -314,6 +333,7 @@ impl InMemoryStore {
         new: Cursor,
         state: Option<Option<String>>,
     ) -> Result<()> {
+        crate::check_checkpoint_name(name)?;
         let mut inner = self.lock();
         let stored = inner.checkpoints.get(name);
         let actual = stored.map(|c| c.0);

@@ -1,94 +1,56 @@
 //! Loading aggregates and executing commands against them.
 
+mod events;
+
+pub use events::command_event_id;
+
 use crate::{
-    Aggregate, AppendResult, Cursor, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent,
+    Aggregate, AppendResult, CommandContext, Cursor, Error, EventStore, ExpectedVersion, NewEvent,
     Snapshot, StreamId,
 };
+use events::{check_next, encode, Watch};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Who sends a command and as part of what; copied into the metadata of every event it causes.
+/// Why a command failed: the aggregate rejected it, or the store did.
+///
+/// The rejection stays the aggregate's own error type, so callers match on it:
 ///
 /// ```
-/// use recount::CommandContext;
-/// let ctx = CommandContext::new().with_user("ada").with_command_id(uuid::Uuid::now_v7());
-/// assert_eq!(ctx.user_id.as_deref(), Some("ada"));
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use recount::{aggregate, CommandContext, CommandError, InMemoryStore, Repository};
+///
+/// #[derive(Debug, Default)]
+/// struct Seat { taken: bool }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("the seat is taken")]
+/// struct Taken;
+///
+/// #[aggregate(category = "seat", error = Taken)]
+/// impl Seat {
+///     /// The seat was booked.
+///     #[event]
+///     fn booked(&mut self) { self.taken = true; }
+///
+///     fn book(&self) -> Result<Vec<SeatEvent>, Taken> {
+///         if self.taken { Err(Taken) } else { Ok(vec![SeatEvent::Booked]) }
+///     }
+/// }
+///
+/// let repo = Repository::<Seat, _>::new(InMemoryStore::new());
+/// let ctx = CommandContext::new();
+/// repo.execute("12A", &ctx, |s| s.book()).await.unwrap();
+/// match repo.execute("12A", &ctx, |s| s.book()).await {
+///     Err(CommandError::Rejected(Taken)) => {} // the aggregate said no
+///     Err(CommandError::Store(e)) => panic!("the store failed: {e}"),
+///     Ok(_) => panic!("booked twice"),
+/// }
+/// # });
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommandContext {
-    /// Shared by everything that follows from one request; a fresh one is drawn when unset.
-    pub correlation_id: Option<Uuid>,
-    /// The event or command that caused this command.
-    pub causation_id: Option<Uuid>,
-    /// The user on whose behalf the command runs.
-    pub user_id: Option<String>,
-    /// The command's own id. When set, event ids are derived from it (UUID v5, see
-    /// [`command_event_id`](crate::command_event_id)), so executing the same command twice writes
-    /// its events once: a repeat finds them in the stream and returns without deciding again
-    /// (or, when a snapshot already covers them, decides again and the store recognises the
-    /// same ids).
-    pub command_id: Option<Uuid>,
-    /// Free key/values copied into every event's metadata.
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl CommandContext {
-    /// An empty context.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the user id.
-    pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
-        self
-    }
-
-    /// Sets the correlation id.
-    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
-        self.correlation_id = Some(id);
-        self
-    }
-
-    /// Sets the causation id.
-    pub fn with_causation_id(mut self, id: Uuid) -> Self {
-        self.causation_id = Some(id);
-        self
-    }
-
-    /// Sets the command id, making the command idempotent.
-    pub fn with_command_id(mut self, id: Uuid) -> Self {
-        self.command_id = Some(id);
-        self
-    }
-
-    /// A context for a command caused by a stored event: same correlation id (or the event's
-    /// id when it had none), causation id set to the event's id.
-    pub fn caused_by(event: &crate::RecordedEvent) -> Result<Self, Error> {
-        let meta = event.metadata()?;
-        Ok(CommandContext {
-            correlation_id: Some(meta.correlation_id.unwrap_or(event.id)),
-            causation_id: Some(event.id),
-            user_id: meta.user_id,
-            command_id: None,
-            extra: serde_json::Map::new(),
-        })
-    }
-
-    fn metadata(&self, correlation_id: Uuid) -> Metadata {
-        Metadata {
-            correlation_id: Some(correlation_id),
-            causation_id: self.causation_id,
-            user_id: self.user_id.clone(),
-            extra: self.extra.clone(),
-        }
-    }
-}
-
-/// Why a command failed: the aggregate rejected it, or the store did.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E> {
     /// The aggregate's own rejection.
@@ -160,7 +122,34 @@ fn bump(c: &AtomicU64) {
 
 /// Loads aggregates of type `A` from a store and executes commands against them.
 ///
-/// See the crate docs for a complete example.
+/// Cloning is cheap and clones share the counters ([`Repository::stats`]). See the crate
+/// docs for a complete aggregate.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use recount::{aggregate, CommandContext, InMemoryStore, Repository};
+///
+/// #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// struct Tally { total: u64 }
+///
+/// #[aggregate(category = "tally", error = std::convert::Infallible, snapshot_every = 2)]
+/// impl Tally {
+///     /// The total went up.
+///     #[event]
+///     fn added(&mut self, by: u64) { self.total += by; }
+/// }
+///
+/// let repo = Repository::<Tally, _>::new(InMemoryStore::new()).with_max_conflict_retries(10);
+/// let ctx = CommandContext::new().with_user("ada");
+/// for by in 1..=3 {
+///     repo.execute("t1", &ctx, |_| Ok(vec![TallyEvent::Added { by }])).await.unwrap();
+/// }
+/// let loaded = repo.load("t1").await.unwrap();
+/// assert_eq!((loaded.state.total, loaded.version), (6, 3));
+/// // `snapshot_every = 2`: the append that reached version 2 saved a snapshot.
+/// assert_eq!(repo.stats().snapshots_saved, 1);
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct Repository<A, S> {
     store: S,
@@ -254,34 +243,53 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         stream: &StreamId,
         command: Option<Uuid>,
     ) -> Result<(Loaded<A>, Option<Executed<()>>), Error> {
-        let (mut state, mut version) = self.snapshot_state(stream).await.unwrap_or_default();
-        let mut done: Option<Executed<()>> = None;
+        if let Some((state, version)) = self.snapshot_state(stream).await {
+            if let Some(loaded) = self.replay(stream, state, version, command).await? {
+                return Ok(loaded);
+            }
+            // A snapshot is a cache (store contract, item 9): one that claims more events
+            // than the stream holds is wrong, and believing it would make every command
+            // conflict for ever.
+            tracing::warn!(%stream, snapshot_version = version, "snapshot is beyond the stream's version; replaying from the start");
+        }
+        let replayed = self.replay(stream, A::default(), 0, command).await?;
+        replayed.ok_or_else(|| Error::store("a replay from version 0 always fits the stream"))
+    }
+
+    /// Applies the events after version `at` to `state` (a snapshot's state at `at`, or the
+    /// default state at 0). `None` when the stream has no event at version `at`: the snapshot
+    /// does not fit it.
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        mut state: A,
+        at: u64,
+        command: Option<Uuid>,
+    ) -> Result<Option<(Loaded<A>, Option<Executed<()>>)>, Error> {
+        let mut version = at;
+        let mut watch = Watch::new(command);
+        // From a snapshot, the first page starts at the snapshot's own version: the event
+        // there proves the stream reaches it, at the cost of one more row in the same round
+        // trip instead of a second query.
+        let (mut from, mut check_first) = (at.max(1), at > 0);
         loop {
-            let page = self
-                .store
-                .read_stream(stream, version + 1, REPLAY_PAGE)
-                .await?;
+            let page = self.store.read_stream(stream, from, REPLAY_PAGE).await?;
             let n = page.len();
+            let mut page = page.into_iter();
+            if std::mem::take(&mut check_first) && page.next().is_none_or(|e| e.version != at) {
+                return Ok(None);
+            }
             for recorded in page {
-                if let Some(cmd) = command {
-                    let next = done.as_ref().map_or(0, |d| d.event_ids.len());
-                    if recorded.id == command_event_id(cmd, next) {
-                        let d = done.get_or_insert_with(|| Executed {
-                            state: (),
-                            version: 0,
-                            cursor: None,
-                            event_ids: Vec::new(),
-                        });
-                        d.event_ids.push(recorded.id);
-                        (d.version, d.cursor) = (recorded.version, Some(recorded.cursor));
-                    }
-                }
+                check_next(&recorded, version)?;
+                watch.see(&recorded);
                 state.apply(recorded.decode::<A::Event>()?);
                 version = recorded.version;
             }
             if n < REPLAY_PAGE {
-                return Ok((Loaded { state, version }, done));
+                return Ok(Some((Loaded { state, version }, watch.done)));
             }
+            // At u64::MAX this reads the last event again, which `check_next` then reports.
+            from = version.saturating_add(1);
         }
     }
 
@@ -299,6 +307,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             tracing::debug!(%stream, stored = %snapshot.tag, wanted = A::snapshot_tag(), "snapshot tag differs; replaying");
             return None;
         }
+        if snapshot.version == 0 {
+            tracing::warn!(%stream, "snapshot at version 0 describes no event; replaying");
+            return None;
+        }
         match A::decode_snapshot(&snapshot.state)? {
             Ok(state) => Some((state, snapshot.version)),
             Err(e) => {
@@ -311,6 +323,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Executes a command on aggregate `id`: load, `decide`, append with
     /// `Exact(version)`. On a conflict it reloads and decides again (up to the bound); when the
     /// append's outcome is unknown it re-sends the same events with the same ids.
+    ///
+    /// Snapshots: when the aggregate has `snapshot_every = n`, an append that moves the stream
+    /// into a new multiple of `n` (from version `v` to `w` with `v / n < w / n`) saves a
+    /// snapshot of the state at `w`, after the append committed. A failed save is logged and
+    /// counted ([`RepositoryStats::snapshot_failures`]), never returned: the command stands.
+    /// A command that decides no events, or whose events a previous execution with the same
+    /// command id already wrote, saves none.
     pub async fn execute<F>(
         &self,
         id: &str,
@@ -354,8 +373,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             {
                 Ok(done) => {
                     bump(&self.counters.appends);
-                    let expected_version = version + events.len() as u64;
-                    if done.version != expected_version {
+                    let expected_version = version.checked_add(events.len() as u64);
+                    if expected_version != Some(done.version) {
                         // An earlier execution of this command id already wrote these events:
                         // the state to return is the stored one, not ours plus them again.
                         let loaded = self.load_stream(&stream).await?;
@@ -440,38 +459,4 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
     }
-}
-
-/// The id of the `index`th event of command `command` (UUID v5): the same command, sent again,
-/// writes the same ids, which the store recognises (store contract, item 4).
-pub fn command_event_id(command: Uuid, index: usize) -> Uuid {
-    Uuid::new_v5(&command, &(index as u64).to_be_bytes())
-}
-
-fn encode<E: Event>(
-    events: &[E],
-    ctx: &CommandContext,
-    correlation_id: Uuid,
-) -> Result<Vec<NewEvent>, Error> {
-    let metadata = ctx.metadata(correlation_id);
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let payload = e
-                .encode()
-                .map_err(|err| Error::invalid("payload", err.to_string()))?;
-            let id = match ctx.command_id {
-                Some(cmd) => command_event_id(cmd, i),
-                None => Uuid::now_v7(),
-            };
-            Ok(NewEvent {
-                id,
-                event_type: e.event_type().to_owned(),
-                schema_version: e.schema_version(),
-                payload,
-                metadata: metadata.clone(),
-            })
-        })
-        .collect()
 }

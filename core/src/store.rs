@@ -8,10 +8,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An event store. Every implementation honours the store contract of DESIGN.md, checked by
-/// the conformance suite in `recount::testing` (feature `testing`).
-///
-/// The trait is object safe; handles are cheap to clone (`Arc<dyn EventStore>` is a store too).
+#[doc = include_str!("docs/store_contract.md")]
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream` if it is at the `expected` version: all or nothing

@@ -135,6 +135,24 @@ impl AsRef<str> for StreamId {
 }
 
 /// The optimistic-concurrency expectation of an append or a delete (store contract, item 2).
+///
+/// A violated expectation is [`Error::Conflict`] with the stream's true version, and nothing
+/// is written.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use recount::{Error, EventStore, ExpectedVersion, InMemoryStore, NewEvent, StreamId};
+/// let store = InMemoryStore::new();
+/// let s = StreamId::new("counter", "1").unwrap();
+/// let e = || NewEvent::new("counter.added", &serde_json::json!({ "by": 1 })).unwrap();
+/// store.append(&s, ExpectedVersion::NoStream, vec![e()]).await.unwrap();
+/// store.append(&s, ExpectedVersion::Exact(1), vec![e()]).await.unwrap();
+/// store.append(&s, ExpectedVersion::StreamExists, vec![e()]).await.unwrap();
+/// let late = store.append(&s, ExpectedVersion::Exact(1), vec![e()]).await;
+/// assert!(matches!(late, Err(Error::Conflict { actual: 3, .. })));
+/// assert!(ExpectedVersion::Exact(0).matches(0) && ExpectedVersion::Any.matches(7));
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ExpectedVersion {
     /// No check.

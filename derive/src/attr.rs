@@ -78,6 +78,8 @@ pub(crate) struct Container {
     pub(crate) vis: syn::Visibility,
     /// `crate = "::recount"`: where the `recount` crate is.
     pub(crate) krate: syn::Path,
+    /// Options written with a value of the wrong kind (already reported): not missing.
+    pub(crate) malformed: Vec<Symbol>,
 }
 
 const CONTAINER_OPTIONS: &str =
@@ -92,15 +94,28 @@ impl Container {
         let mut snapshot_version = Attr::none(cx, SNAPSHOT_VERSION);
         let mut vis = Attr::none(cx, VIS);
         let mut krate = Attr::none(cx, CRATE);
+        let mut malformed = Vec::new();
         let parser = syn::meta::parser(|meta| {
             if meta.path == CATEGORY {
-                category.set(&meta.path, meta.value()?.parse()?);
+                match parse_value(cx, &meta, Kind::Str)? {
+                    Some(v) => category.set(&meta.path, v),
+                    None => malformed.push(CATEGORY),
+                }
             } else if meta.path == ERROR {
-                error.set(&meta.path, meta.value()?.parse()?);
+                match parse_value(cx, &meta, Kind::Type)? {
+                    Some(v) => error.set(&meta.path, v),
+                    None => malformed.push(ERROR),
+                }
             } else if meta.path == SNAPSHOT_EVERY {
-                snapshot_every.set(&meta.path, parse_num(&meta)?);
+                match parse_num(cx, &meta)? {
+                    Some(v) => snapshot_every.set(&meta.path, v),
+                    None => malformed.push(SNAPSHOT_EVERY),
+                }
             } else if meta.path == SNAPSHOT_VERSION {
-                snapshot_version.set(&meta.path, parse_num(&meta)?);
+                match parse_num(cx, &meta)? {
+                    Some(v) => snapshot_version.set(&meta.path, v),
+                    None => malformed.push(SNAPSHOT_VERSION),
+                }
             } else if meta.path == VIS {
                 let lit: LitStr = meta.value()?.parse()?;
                 vis.set(&meta.path, lit.parse()?);
@@ -126,6 +141,7 @@ impl Container {
             krate: krate
                 .get()
                 .map_or_else(|| syn::parse_quote!(::recount), |v| v.value),
+            malformed,
         }
     }
 }
@@ -139,6 +155,8 @@ pub(crate) struct Event {
     pub(crate) version: Option<Num<u32>>,
     /// `upcast(from = N, with = path)`, in the order written.
     pub(crate) upcasts: Vec<Upcast>,
+    /// `version` was written with a value of the wrong kind (already reported).
+    pub(crate) version_malformed: bool,
 }
 
 /// One step of an upcaster chain: `upcast(from = N, with = path)`.
@@ -158,14 +176,20 @@ impl Event {
         let mut name = Attr::none(cx, NAME);
         let mut version = Attr::none(cx, VERSION);
         let mut upcasts = Vec::new();
+        let mut version_malformed = false;
         if let syn::Meta::Path(_) = attr.meta {
             return Event::default();
         }
         let result = attr.parse_nested_meta(|meta| {
             if meta.path == NAME {
-                name.set(&meta.path, meta.value()?.parse()?);
+                if let Some(v) = parse_value(cx, &meta, Kind::Str)? {
+                    name.set(&meta.path, v);
+                }
             } else if meta.path == VERSION {
-                version.set(&meta.path, parse_num(&meta)?);
+                match parse_num(cx, &meta)? {
+                    Some(v) => version.set(&meta.path, v),
+                    None => version_malformed = true,
+                }
             } else if meta.path == UPCAST {
                 if let Some(step) = Upcast::parse(cx, &meta)? {
                     upcasts.push(step);
@@ -183,6 +207,7 @@ impl Event {
             name: name.get().map(|n| n.value),
             version: version.get().map(|v| v.value),
             upcasts,
+            version_malformed,
         }
     }
 }
@@ -192,11 +217,18 @@ impl Upcast {
     fn parse(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Self>> {
         let mut from = Attr::none(cx, FROM);
         let mut with = Attr::none(cx, WITH);
+        let mut malformed = false;
         meta.parse_nested_meta(|inner| {
             if inner.path == FROM {
-                from.set(&inner.path, parse_num(&inner)?);
+                match parse_num(cx, &inner)? {
+                    Some(v) => from.set(&inner.path, v),
+                    None => malformed = true,
+                }
             } else if inner.path == WITH {
-                with.set(&inner.path, inner.value()?.parse()?);
+                match parse_value(cx, &inner, Kind::Path)? {
+                    Some(v) => with.set(&inner.path, v),
+                    None => malformed = true,
+                }
             } else {
                 unknown(cx, &inner, "`upcast` option", "expected `from` or `with`")?;
             }
@@ -208,6 +240,8 @@ impl Upcast {
                 from: from.value,
                 with: with.value,
             })),
+            // A part with a bad value is reported already; not also as missing.
+            _ if malformed => Ok(None),
             _ => {
                 let msg = "`upcast` needs both `from = <version>` and `with = <function>`";
                 cx.error_spanned_by(&meta.path, msg);
@@ -217,17 +251,65 @@ impl Upcast {
     }
 }
 
-/// `name = 123`, parsed into `T` (an out-of-range or non-integer literal is an error).
-fn parse_num<T>(meta: &ParseNestedMeta<'_>) -> syn::Result<Num<T>>
+/// `name = 123`, parsed into `T`. A value that is not an integer literal, or out of range, is
+/// reported and gives `None` (see [`parse_value`]).
+fn parse_num<T>(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Num<T>>>
 where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
-    let lit: LitInt = meta.value()?.parse()?;
-    Ok(Num {
-        value: lit.base10_parse()?,
-        lit,
-    })
+    let Some(lit) = parse_value::<LitInt>(cx, meta, Kind::Int)? else {
+        return Ok(None);
+    };
+    match lit.base10_parse() {
+        Ok(value) => Ok(Some(Num { value, lit })),
+        Err(e) => {
+            cx.syn_error(e);
+            Ok(None)
+        }
+    }
+}
+
+/// What kind of value an option takes, for the message when it gets another.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Type,
+    Path,
+}
+
+/// Reads `= value` as `T`. A value of another kind (`category = account`) is one error,
+/// spanned on the value and saying what the option takes; its tokens are skipped and `None`
+/// returned, so the options after it are still read and this one is not also "missing".
+fn parse_value<T: syn::parse::Parse>(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    kind: Kind,
+) -> syn::Result<Option<T>> {
+    let value = meta.value()?;
+    if value.fork().parse::<T>().is_ok() {
+        return value.parse().map(Some);
+    }
+    let mut tokens = TokenStream::new();
+    while !value.is_empty() && !value.peek(Token![,]) {
+        tokens.extend([value.parse::<proc_macro2::TokenTree>()?]);
+    }
+    let name = meta.path.to_token_stream().to_string().replace(' ', "");
+    let text = tokens.to_string();
+    let bare = text.trim_matches('"');
+    let msg = match kind {
+        Kind::Str => format!("`{name}` takes a string literal: `{name} = \"{bare}\"`"),
+        Kind::Int => format!("`{name}` takes an integer literal: `{name} = {bare}`"),
+        Kind::Type => format!("`{name}` takes a type: `{name} = StoryError`"),
+        Kind::Path => format!("`{name}` takes a function's path: `{name} = story_v1_to_v2`"),
+    };
+    if tokens.is_empty() {
+        cx.error_spanned_by(&meta.path, msg);
+    } else {
+        cx.error_spanned_by(tokens, msg);
+    }
+    Ok(None)
 }
 
 /// `crate = "::path"` or `crate = ::path`.

@@ -3,6 +3,8 @@
 
 use crate::ast::{self, Container, EventFn};
 use crate::ctxt::Ctxt;
+use crate::owned;
+use crate::symbol::{CATEGORY, ERROR, SNAPSHOT_EVERY};
 use proc_macro2::Span;
 use quote::{quote, ToTokens};
 use std::collections::HashMap;
@@ -29,10 +31,12 @@ pub(crate) fn check(cx: &Ctxt, cont: &Container<'_>) {
         check_plain_fn(cx, event);
         check_no_return_type(cx, event);
         check_plain_params(cx, event);
+        check_owned_params(cx, event);
         check_no_self_in_params(cx, event);
         check_supported_attrs(cx, event);
         check_version(cx, event);
         check_upcasts(cx, event);
+        check_upcast_chain_complete(cx, event);
         check_event_name(cx, event);
     }
     check_unique_event_names(cx, cont);
@@ -88,10 +92,12 @@ fn check_required_options(cx: &Ctxt, cont: &Container<'_>) {
             cx.error_spanned_by(&cont.args, msg);
         }
     };
-    if cont.attrs.category.is_none() {
+    // An option written with a bad value is reported as that, not also as missing.
+    let given = |name| cont.attrs.malformed.contains(&name);
+    if cont.attrs.category.is_none() && !given(CATEGORY) {
         missing("`category`, the stream category: `category = \"story\"`");
     }
-    if cont.attrs.error.is_none() {
+    if cont.attrs.error.is_none() && !given(ERROR) {
         missing("`error`, the commands' error type: `error = StoryError`");
     }
 }
@@ -129,7 +135,7 @@ fn check_snapshot_options(cx: &Ctxt, cont: &Container<'_>) {
         if version.value.value == 0 {
             cx.error_spanned_by(&version.value.lit, "snapshot versions start at 1");
         }
-        if attrs.snapshot_every.is_none() {
+        if attrs.snapshot_every.is_none() && !attrs.malformed.contains(&SNAPSHOT_EVERY) {
             cx.syn_error(syn::Error::new(
                 version.name_span,
                 "`snapshot_version` needs `snapshot_every`: snapshots are off without it",
@@ -254,6 +260,25 @@ fn check_plain_params(cx: &Ctxt, event: &EventFn<'_>) {
     }
 }
 
+/// Each parameter becomes a field of the event, which is stored and replayed long after the
+/// call: it cannot borrow. Said once, with the owned type to use, instead of the compiler's
+/// lifetime errors on the generated enum.
+fn check_owned_params(cx: &Ctxt, event: &EventFn<'_>) {
+    for field in &event.fields {
+        if owned::borrows(field.ty) {
+            cx.error_spanned_by(
+                field.ty,
+                format!(
+                    "event fields are owned data: an event is stored and replayed, so it cannot \
+                     borrow; use `{}` instead of `{}`",
+                    owned::display(&owned::owned(field.ty, false)),
+                    owned::display(field.ty)
+                ),
+            );
+        }
+    }
+}
+
 /// The parameter types move into the event enum, where `Self` would mean the enum.
 fn check_no_self_in_params(cx: &Ctxt, event: &EventFn<'_>) {
     for field in &event.fields {
@@ -297,6 +322,9 @@ fn check_version(cx: &Ctxt, event: &EventFn<'_>) {
 /// An upcaster reads an older version; one from the current version or later would never
 /// run, and two from the same version would leave the chain ambiguous.
 fn check_upcasts(cx: &Ctxt, event: &EventFn<'_>) {
+    if event.attrs.version_malformed {
+        return;
+    }
     let version = event.version();
     let mut seen = HashMap::new();
     for step in &event.attrs.upcasts {
@@ -317,7 +345,65 @@ fn check_upcasts(cx: &Ctxt, event: &EventFn<'_>) {
     }
 }
 
-/// A store rejects an empty or overlong event type; better at compile time than at run time.
+/// A stored payload of any older version must decode: a chain with a missing step compiles
+/// today and fails on the first replay of an old event, perhaps years later. Steps with
+/// errors of their own are left to `check_upcasts`, so one mistake gives one error.
+fn check_upcast_chain_complete(cx: &Ctxt, event: &EventFn<'_>) {
+    let Some(version) = &event.attrs.version else {
+        return;
+    };
+    let current = version.value;
+    let steps: Vec<u32> = event.attrs.upcasts.iter().map(|u| u.from.value).collect();
+    let mut seen = steps.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    let steps_ok = seen.len() == steps.len() && steps.iter().all(|f| (1..current).contains(f));
+    if current <= 1 || !steps_ok {
+        return;
+    }
+    let missing: Vec<u32> = (1..current).filter(|v| !steps.contains(v)).collect();
+    let Some(&first) = missing.first() else {
+        return;
+    };
+    let method = event.method();
+    let shown: Vec<String> = missing
+        .iter()
+        .take(3)
+        .map(|v| format!("`upcast(from = {v}, with = ...)`"))
+        .collect();
+    let more = match missing.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    let versions = if missing.len() == 1 {
+        format!("version {first}")
+    } else {
+        format!("versions {}", join_versions(&missing))
+    };
+    cx.error_spanned_by(
+        &version.lit,
+        format!(
+            "`{method}` is at version {current}, but no upcaster reads {versions}: stored events of \
+             that version could not be read; add {}{more}",
+            shown.join(", ")
+        ),
+    );
+}
+
+/// `1, 2 and 5`, or `1 to 40` for a long run.
+fn join_versions(versions: &[u32]) -> String {
+    let (first, last) = (versions[0], versions[versions.len() - 1]);
+    if versions.len() > 3 && last - first + 1 == versions.len() as u32 {
+        return format!("{first} to {last}");
+    }
+    let (last, rest) = versions.split_last().expect("at least two versions");
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    format!("{} and {last}", rest.join(", "))
+}
+
+/// A store rejects an event type that is empty, longer than 200 bytes, or holds whitespace
+/// or control characters (`recount::check_event_type`); better at compile time than at run
+/// time.
 fn check_event_name(cx: &Ctxt, event: &EventFn<'_>) {
     let Some(lit) = &event.attrs.name else { return };
     let name = lit.value();
@@ -327,6 +413,14 @@ fn check_event_name(cx: &Ctxt, event: &EventFn<'_>) {
         cx.error_spanned_by(
             lit,
             format!("event name is longer than {MAX_EVENT_TYPE_LEN} bytes"),
+        );
+    } else if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "event names cannot contain whitespace or control characters, found {c:?}: \
+                 stores refuse such an event type"
+            ),
         );
     }
 }

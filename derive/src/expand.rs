@@ -53,7 +53,9 @@ fn fallback_enum(cont: &Container<'_>) -> Option<TokenStream> {
         .map(|e| {
             let (cfgs, variant) = (&e.cfgs, &e.variant);
             let fields = e.fields.iter().filter_map(|f| {
-                let (name, ty) = (f.ident?, f.ty);
+                // A borrowed field is reported already; its owned type keeps the enum
+                // free of lifetime errors of its own.
+                let (name, ty) = (f.ident?, crate::owned::owned(f.ty, true));
                 Some(quote!(#name: #ty))
             });
             let body = (!e.fields.is_empty()).then(|| quote!({ #(#fields,)* }));
@@ -243,7 +245,7 @@ fn payload_structs(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
 
 /// Per upcaster: a shim with the exact `UpcastFn` signature around the user's function, which
 /// may return `Result<Value, E: Display>` or a bare `Value`. The call is spanned on `with`'s
-/// path, so a function of the wrong shape is reported there.
+/// path, so a function of the wrong shape is reported there (`__private::Upcaster`).
 fn upcaster_shims(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
     let krate = names.krate;
     let cfgs = &e.cfgs;
@@ -251,8 +253,11 @@ fn upcaster_shims(names: &Names<'_>, e: &EventFn<'_>) -> TokenStream {
         let shim = upcaster_shim(e, step.from.value);
         let with = &step.with;
         let private = quote_spanned!(span_of(with)=> __recount_private);
+        // The function is first coerced to a fn pointer of its own signature, so a wrong
+        // one is reported by `Upcaster`'s message (with the expected signature), once.
         let call = quote_spanned! {span_of(with)=>
-            #private::IntoUpcastResult::into_upcast_result(#with(value))
+            let step: fn(_) -> _ = #with;
+            #private::upcast_with(step, value)
         };
         quote! {
             #(#cfgs)*

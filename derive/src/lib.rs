@@ -10,6 +10,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod fingerprint;
+mod owned;
 mod symbol;
 #[cfg(test)]
 mod tests;

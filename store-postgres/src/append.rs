@@ -1,7 +1,7 @@
 //! Appends and deletes: one call of a SQL function each (store contract, items 1–4 and 8);
 //! a single event goes through `append_event`, a batch through `append_events`.
 
-use crate::error::{classify, store_error, DbErrorKind};
+use crate::error::{classify, store_error, stored, DbErrorKind};
 use crate::pgtypes::Xid8;
 use crate::read::cursor_of;
 use crate::store::PgEventStore;
@@ -87,7 +87,7 @@ fn append_outcome(
 ) -> Result<(i32, AppendResult)> {
     let outcome: i32 = row.try_get(0).map_err(store_error)?;
     let version: Option<i64> = row.try_get(1).map_err(store_error)?;
-    let version = version.unwrap_or(0) as u64;
+    let version = stored("stream version", version.unwrap_or(0))?;
     match outcome {
         WRITTEN | RETRIED => {
             let tx: Xid8 = row.try_get(2).map_err(store_error)?;
@@ -96,7 +96,7 @@ fn append_outcome(
                 outcome,
                 AppendResult {
                     version,
-                    cursor: cursor_of(tx, pos),
+                    cursor: cursor_of(tx, pos)?,
                 },
             ))
         }
@@ -275,7 +275,7 @@ impl PgEventStore {
             CONFLICT => Err(Error::Conflict {
                 stream: stream.clone(),
                 expected,
-                actual: actual.unwrap_or(0) as u64,
+                actual: stored("stream version", actual.unwrap_or(0))?,
             }),
             DELETED => Err(Error::StreamDeleted {
                 stream: stream.clone(),

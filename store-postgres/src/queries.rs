@@ -1,4 +1,4 @@
-//! Every SQL statement the store sends (STYLE.md, item 12). Tables and functions are created
+//! Every SQL statement the store sends, in one place. Tables and functions are created
 //! by `migrations/`; here `{schema}` stands for the configured, validated, quoted schema.
 
 /// The class key of every advisory lock the store takes (the per-stream locks of the functions
@@ -118,12 +118,23 @@ const HAS_EVENTS_AFTER: &str = "SELECT EXISTS (SELECT 1 FROM {schema}.events e \
      WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
        AND (e.transaction_id, e.global_position) > ($1, $2))";
 
-/// Same or newer version replaces (store contract, item 9).
-const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots AS s (stream_id, version, tag, state) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (stream_id) DO UPDATE \
-         SET version = excluded.version, tag = excluded.tag, state = excluded.state \
-         WHERE s.version <= excluded.version";
+/// Same or newer version replaces (store contract, item 9); only a snapshot that fits the
+/// stream is written (`Snapshot::check_fits`: version 1 ..= the stream's, any version for a
+/// stream with no events; not deleted). Returns the stream's `(version, deleted)`, no row for
+/// a stream never written.
+const SAVE_SNAPSHOT: &str = "WITH stream AS (\
+         SELECT version, deleted FROM {schema}.streams WHERE stream_id = $1), \
+     saved AS (\
+         INSERT INTO {schema}.snapshots AS s (stream_id, version, tag, state) \
+         SELECT $1, $2, $3, $4 \
+         FROM (SELECT 1) AS one LEFT JOIN stream ON true \
+         WHERE NOT coalesce(stream.deleted, false) \
+           AND (coalesce(stream.version, 0) = 0 OR ($2 >= 1 AND $2 <= stream.version)) \
+         ON CONFLICT (stream_id) DO UPDATE \
+             SET version = excluded.version, tag = excluded.tag, state = excluded.state \
+             WHERE s.version <= excluded.version \
+         RETURNING 1) \
+     SELECT version, deleted FROM stream";
 
 const LOAD_SNAPSHOT: &str =
     "SELECT version, tag, state FROM {schema}.snapshots WHERE stream_id = $1";

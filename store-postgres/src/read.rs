@@ -27,8 +27,9 @@ pub(crate) fn cursor_params(cursor: Cursor) -> (Xid8, i64) {
 }
 
 /// A cursor from a row's transaction id and global position.
-pub(crate) fn cursor_of(transaction_id: Xid8, global_position: i64) -> Cursor {
-    Cursor::from_parts(transaction_id.0, global_position as u64)
+pub(crate) fn cursor_of(transaction_id: Xid8, global_position: i64) -> Result<Cursor> {
+    let position = crate::error::stored("global position", global_position)?;
+    Ok(Cursor::from_parts(transaction_id.0, position))
 }
 
 /// Decodes the event columns starting at column `at` (see `queries::EVENT_COLUMNS`). A row
@@ -64,11 +65,14 @@ pub(crate) fn decode_event(row: &PgRow, at: usize) -> Result<RecordedEvent> {
     let JsonText(payload) = row.try_get(at + 7).map_err(|e| field("payload", e))?;
     let JsonText(metadata) = row.try_get(at + 8).map_err(|e| field("metadata", e))?;
     let recorded_at: DateTime<Utc> = row.try_get(at + 9).map_err(|e| field("recorded at", e))?;
-    if version < 1 || position < 1 {
+    let (Some(version), Some(position)) = (
+        u64::try_from(version).ok().filter(|v| *v > 0),
+        u64::try_from(position).ok().filter(|p| *p > 0),
+    ) else {
         return Err(corrupt(format!(
             "stream version {version} at global position {position}"
         )));
-    }
+    };
     let schema_version = u32::try_from(schema_version)
         .ok()
         .filter(|v| *v > 0)
@@ -76,8 +80,8 @@ pub(crate) fn decode_event(row: &PgRow, at: usize) -> Result<RecordedEvent> {
     Ok(RecordedEvent {
         id,
         stream,
-        version: version as u64,
-        cursor: cursor_of(transaction_id, position),
+        version,
+        cursor: Cursor::from_parts(transaction_id.0, position),
         event_type,
         schema_version,
         payload,
@@ -196,7 +200,7 @@ impl PgEventStore {
             let htx: Option<Xid8> = row.try_get(0).map_err(store_error)?;
             let hpos: Option<i64> = row.try_get(1).map_err(store_error)?;
             if let (Some(htx), Some(hpos)) = (htx, hpos) {
-                horizon = Some(cursor_of(htx, hpos));
+                horizon = Some(cursor_of(htx, hpos)?);
             }
             if row
                 .try_get::<Option<i64>, _>(3)

@@ -231,7 +231,7 @@ impl EventStore for PgEventStore {
                 stream: stream.clone(),
             });
         }
-        Ok(version as u64)
+        crate::error::stored("stream version", version)
     }
 
     async fn read_all(&self, after: Cursor, filter: &LogFilter, limit: usize) -> Result<LogBatch> {
@@ -249,7 +249,7 @@ impl EventStore for PgEventStore {
             .fetch_one(self.pool())
             .await
             .map_err(store_error)?;
-        Ok(n as u64)
+        crate::error::stored("count", n)
     }
 
     async fn delete_stream(&self, stream: &StreamId, expected: ExpectedVersion) -> Result<()> {
@@ -257,17 +257,34 @@ impl EventStore for PgEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        let version = i64::try_from(snapshot.version)
-            .map_err(|_| Error::invalid("snapshot version", "larger than i64::MAX"))?;
-        sqlx::query(&self.sql().save_snapshot)
+        // Beyond i64::MAX is beyond every stream: refused by the rule every store applies.
+        let Ok(version) = i64::try_from(snapshot.version) else {
+            return snapshot.check_fits(0);
+        };
+        // The statement saves only a snapshot that fits the stream it reads in the same
+        // statement, and returns that stream's state; the reason for a refusal is worked out
+        // here, by the rule every store applies (`Snapshot::check_fits`).
+        let row = sqlx::query(&self.sql().save_snapshot)
             .bind(snapshot.stream.as_str())
             .bind(version)
             .bind(&snapshot.tag)
             .bind(&snapshot.state)
-            .execute(self.pool())
+            .fetch_optional(self.pool())
             .await
             .map_err(store_error)?;
-        Ok(())
+        let (actual, deleted) = match row {
+            Some(row) => (
+                crate::error::stored("stream version", row.try_get(0).map_err(store_error)?)?,
+                row.try_get::<bool, _>(1).map_err(store_error)?,
+            ),
+            None => (0, false),
+        };
+        if deleted {
+            return Err(Error::StreamDeleted {
+                stream: snapshot.stream,
+            });
+        }
+        snapshot.check_fits(actual)
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
@@ -280,13 +297,14 @@ impl EventStore for PgEventStore {
         let version: i64 = row.try_get(0).map_err(store_error)?;
         Ok(Some(Snapshot {
             stream: stream.clone(),
-            version: version as u64,
+            version: crate::error::stored("snapshot version", version)?,
             tag: row.try_get(1).map_err(store_error)?,
             state: row.try_get(2).map_err(store_error)?,
         }))
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        recount::check_checkpoint_name(name)?;
         self.load_checkpoint_impl(name).await
     }
 
@@ -296,10 +314,12 @@ impl EventStore for PgEventStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         self.save_checkpoint_impl(name, expected, new, None).await
     }
 
     async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        recount::check_checkpoint_name(name)?;
         self.load_checkpoint_state_impl(name).await
     }
 
@@ -310,6 +330,7 @@ impl EventStore for PgEventStore {
         new: Cursor,
         state: Option<String>,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         self.save_checkpoint_impl(name, expected, new, Some(state.as_deref()))
             .await
     }

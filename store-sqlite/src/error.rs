@@ -48,6 +48,15 @@ pub enum SqliteError {
     /// The writer thread is gone (it panicked, or the store is shutting down).
     #[error("the SQLite writer thread is gone")]
     WriterGone,
+    /// A number read from the database (a version, a position) is outside the range Recount
+    /// uses: the row was damaged outside Recount. Reported rather than wrapped around.
+    #[error("stored {what} {value} is out of range")]
+    OutOfRange {
+        /// What the number is (`stream version`, `position`, …).
+        what: &'static str,
+        /// The stored value.
+        value: i64,
+    },
     /// A projection transaction's closure panicked; its writes were rolled back.
     #[error("a projection transaction panicked: {message}")]
     Panicked {
@@ -67,8 +76,7 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// The one place where SQLite errors are classified (STYLE.md, rule 10): by result code,
-/// never by message text.
+/// The one place where SQLite errors are classified: by result code, never by message text.
 pub(crate) fn classify(e: &rusqlite::Error) -> Kind {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
@@ -127,4 +135,16 @@ pub(crate) fn group_commit_failed(e: &recount::Error) -> recount::Error {
 pub(crate) fn writer_gone() -> recount::Error {
     // The operation may or may not have been committed before the writer died.
     recount::Error::retriable(SqliteError::WriterGone)
+}
+
+/// A version or position read from the database as the `u64` Recount uses; a negative one is
+/// an error, never a wrapped huge number.
+pub(crate) fn stored(what: &'static str, value: i64) -> recount::Result<u64> {
+    u64::try_from(value).map_err(|_| recount::Error::store(SqliteError::OutOfRange { what, value }))
+}
+
+/// A `u64` as SQLite's `i64`; beyond `i64::MAX` is refused as invalid input.
+pub(crate) fn to_sql(what: &'static str, value: u64) -> recount::Result<i64> {
+    i64::try_from(value)
+        .map_err(|_| recount::Error::invalid(what, format!("{value} is larger than {}", i64::MAX)))
 }

@@ -176,7 +176,7 @@ pub(crate) fn read_all(
             .prepare_cached(queries::MAX_POSITION)
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(error::db)?;
-        after.max(Cursor::from_position(max as u64))
+        after.max(Cursor::from_position(error::stored("position", max)?))
     };
     tx.commit().map_err(error::db)?;
     Ok(LogBatch { events, last_seen })
@@ -203,7 +203,7 @@ pub(crate) fn count_after(conn: &Connection, after: Cursor, filter: &LogFilter) 
             })
     }
     .map_err(error::db)?;
-    Ok(n as u64)
+    error::stored("count", n)
 }
 
 /// The stored snapshot of a stream (item 9).
@@ -219,15 +219,16 @@ pub(crate) fn load_snapshot(conn: &Connection, stream: StreamId) -> Result<Optio
         ))
     })
     .optional()
-    .map_err(error::db)
-    .map(|found| {
-        found.map(|(version, tag, state)| Snapshot {
+    .map_err(error::db)?
+    .map(|(version, tag, state)| {
+        Ok(Snapshot {
+            version: error::stored("snapshot version", version)?,
             stream,
-            version: version as u64,
             tag,
             state,
         })
     })
+    .transpose()
 }
 
 fn query_into(
@@ -283,9 +284,11 @@ impl Decoder {
         let metadata = json_object(row.get_ref(7).map_err(error::db)?)
             .ok_or_else(|| corrupt("metadata is not a JSON object text".into()))?;
         let position = int(row.get_ref(0).map_err(error::db)?)
+            .and_then(|p| u64::try_from(p).ok())
             .filter(|p| *p > 0)
             .ok_or_else(|| corrupt("bad position".into()))?;
         let version = int(row.get_ref(2).map_err(error::db)?)
+            .and_then(|v| u64::try_from(v).ok())
             .filter(|v| *v > 0)
             .ok_or_else(|| corrupt("bad stream version".into()))?;
         let schema_version = int(row.get_ref(5).map_err(error::db)?)
@@ -297,8 +300,8 @@ impl Decoder {
         Ok(RecordedEvent {
             id,
             stream,
-            version: version as u64,
-            cursor: Cursor::from_position(position as u64),
+            version,
+            cursor: Cursor::from_position(position),
             event_type: event_type.to_owned(),
             schema_version,
             payload: payload.to_owned(),

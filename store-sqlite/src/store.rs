@@ -87,7 +87,7 @@ impl SqliteEventStore {
         let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes)
             .map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
-        let committed = Arc::new(watch::Sender::new(last as u64));
+        let committed = Arc::new(watch::Sender::new(error::stored("position", last)?));
         let (queue, receiver) = mpsc::channel();
         let writer_loop = WriterLoop {
             conn,
@@ -177,6 +177,7 @@ impl SqliteEventStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.write(move |tx| {
             write::save_checkpoint(tx, &name, expected, new, None)?;
@@ -282,6 +283,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Cursor>> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.inner
             .readers
@@ -295,12 +297,14 @@ impl EventStore for SqliteEventStore {
         expected: Option<Cursor>,
         new: Cursor,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.write(move |tx| write::save_checkpoint(tx, &name, expected, new, None))
             .await
     }
 
     async fn load_checkpoint_state(&self, name: &str) -> Result<Option<(Cursor, Option<String>)>> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.inner
             .readers
@@ -315,6 +319,7 @@ impl EventStore for SqliteEventStore {
         new: Cursor,
         state: Option<String>,
     ) -> Result<()> {
+        recount::check_checkpoint_name(name)?;
         let name = name.to_owned();
         self.write(move |tx| {
             write::save_checkpoint(tx, &name, expected, new, Some(state.as_deref()))

@@ -28,7 +28,10 @@ pub(crate) fn stream_state(conn: &Connection, stream: &StreamId) -> Result<(u64,
         })
         .optional()
         .map_err(error::db)?;
-    Ok(state.map_or((0, false), |(v, d)| (v as u64, d)))
+    match state {
+        Some((v, d)) => Ok((error::stored("stream version", v)?, d)),
+        None => Ok((0, false)),
+    }
 }
 
 /// Appends inside the writer's transaction (store contract, items 1–4).
@@ -61,11 +64,13 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
         .map_err(error::db)?;
     let (mut version, mut first, mut last) = (actual, None, 0);
     for e in &req.events {
-        version += 1;
+        version = version
+            .checked_add(1)
+            .ok_or_else(|| Error::invalid("events", "the stream is at the largest version"))?;
         let inserted = insert.insert(rusqlite::params![
             stream.as_str(),
             stream.category(),
-            version as i64,
+            error::to_sql("stream version", version)?,
             e.id.as_bytes(),
             e.event_type,
             e.schema_version,
@@ -89,12 +94,13 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
             Err(e) => return Err(error::db(e)),
         }
     }
+    let stored_version = error::to_sql("stream version", version)?;
     conn.prepare_cached(queries::STREAM_SET_VERSION)
-        .and_then(|mut s| s.execute(rusqlite::params![stream.as_str(), version as i64]))
+        .and_then(|mut s| s.execute(rusqlite::params![stream.as_str(), stored_version]))
         .map_err(error::db)?;
     Ok(AppendResult {
         version,
-        cursor: Cursor::from_position(last as u64),
+        cursor: Cursor::from_position(error::stored("position", last)?),
     })
 }
 
@@ -116,14 +122,14 @@ fn retry_result(
     for e in &req.events {
         let row = lookup
             .query_row([e.id.as_bytes()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
             })
             .optional()
             .map_err(error::db)?;
+        let row = match row {
+            Some((s, v, p)) => Some((s, error::stored("stream version", v)?, p)),
+            None => None,
+        };
         found.push(row.filter(|(_, _, position)| ours_from.is_none_or(|ours| *position < ours)));
     }
     let Some(first) = found.iter().position(Option::is_some) else {
@@ -139,16 +145,21 @@ fn retry_result(
     let mut last = None;
     for (i, f) in found.iter().enumerate() {
         match f {
-            Some((s, v, position)) if s == req.stream.as_str() && *v == v0 + i as u64 => {
+            Some((s, v, position))
+                if s == req.stream.as_str() && v0.checked_add(i as u64) == Some(*v) =>
+            {
                 last = Some((*v, *position))
             }
             _ => return Err(duplicate(req.events[first].id)),
         }
     }
-    Ok(last.map(|(version, position)| AppendResult {
-        version,
-        cursor: Cursor::from_position(position as u64),
-    }))
+    last.map(|(version, position)| {
+        Ok(AppendResult {
+            version,
+            cursor: Cursor::from_position(error::stored("position", position)?),
+        })
+    })
+    .transpose()
 }
 
 /// Tombstones a stream (item 8): later appends and reads fail, its events stay in the log.
@@ -177,19 +188,29 @@ pub(crate) fn delete(
     };
     run(
         queries::STREAM_DELETE,
-        &[&stream.as_str(), &(actual as i64)],
+        &[&stream.as_str(), &error::to_sql("stream version", actual)?],
     )?;
     run(queries::DELETE_SNAPSHOT, &[&stream.as_str()])?;
     Ok(())
 }
 
-/// Keeps the newest snapshot: one of the same or a newer version replaces (item 9).
+/// Keeps the newest snapshot: one of the same or a newer version replaces (item 9). One that
+/// does not fit the stream (checked in this transaction, against the stream's version) is
+/// refused.
 pub(crate) fn save_snapshot(conn: &Connection, s: &Snapshot) -> Result<()> {
+    let (actual, deleted) = stream_state(conn, &s.stream)?;
+    if deleted {
+        return Err(Error::StreamDeleted {
+            stream: s.stream.clone(),
+        });
+    }
+    s.check_fits(actual)?;
+    let version = error::to_sql("snapshot version", s.version)?;
     conn.prepare_cached(queries::SAVE_SNAPSHOT)
         .and_then(|mut st| {
             st.execute(rusqlite::params![
                 s.stream.as_str(),
-                s.version as i64,
+                version,
                 s.tag,
                 s.state
             ])

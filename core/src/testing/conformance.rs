@@ -1,4 +1,4 @@
-//! The store contract of DESIGN.md as executable checks: one function per guarantee.
+//! The store contract of [`crate::EventStore`] as executable checks: one function per guarantee.
 //!
 //! Each function takes a fresh store, panics when the guarantee does not hold, and is stamped
 //! out as a test by [`conformance_tests!`](crate::conformance_tests). Third-party stores run the

@@ -14,6 +14,7 @@
 //!
 //! Each test runs on its own multi-thread tokio runtime, so racing tests race for real.
 
+pub mod bad_input;
 pub mod conformance;
 mod faults;
 mod harness;
@@ -119,6 +120,7 @@ where
 /// Stamps out the whole store conformance suite as `#[test]` functions, one per guarantee,
 /// for a factory `|| async { Fixture<S> }` called once per test. A factory returning
 /// `Option<Fixture<S>>` skips a test with `None` (say why on stderr).
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr) => {
@@ -141,12 +143,25 @@ macro_rules! conformance_tests {
             recorded_events_keep_what_was_appended,
             count_after_counts_what_the_log_holds
         );
+        $crate::conformance_tests!(@each_in bad_input, $factory;
+            impossible_snapshots_are_refused_and_change_nothing,
+            repository_ignores_snapshots_that_do_not_fit_the_stream,
+            reserved_metadata_keys_are_refused_naming_the_key,
+            payloads_that_would_not_read_back_are_refused_naming_why,
+            event_types_with_nul_whitespace_or_control_characters_are_refused,
+            checkpoint_names_with_nul_or_control_characters_are_refused,
+            stream_ids_with_nul_cannot_reach_a_store,
+            schema_versions_have_the_same_bounds_on_every_store
+        );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
+        $crate::conformance_tests!(@each_in conformance, $factory; $($name),*);
+    };
+    (@each_in $module:ident, $factory:expr; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::testing::run_conformance($factory, $crate::testing::conformance::$name);
+                $crate::testing::run_conformance($factory, $crate::testing::$module::$name);
             }
         )*
     };

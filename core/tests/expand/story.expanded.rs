@@ -100,9 +100,8 @@ const _: () = {
         ::std::string::String,
     > {
         use ::recount::__private as __recount_private;
-        __recount_private::IntoUpcastResult::into_upcast_result(
-            published_v1_to_v2(value),
-        )
+        let step: fn(_) -> _ = published_v1_to_v2;
+        __recount_private::upcast_with(step, value)
     }
     #[automatically_derived]
     impl ::recount::Event for StoryEvent {

@@ -7,7 +7,7 @@ struct Story {
 
 #[aggregate(category = "story", error = std::fmt::Error)]
 impl Story {
-    #[event(version = 2, version = 3)]
+    #[event(version = 1, version = 3)]
     fn renamed(&mut self, title: String) {
         self.title = title;
     }
