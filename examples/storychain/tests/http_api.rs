@@ -120,6 +120,28 @@ impl Server {
         )
     }
 
+    /// A public story by `token`'s user with its first chapter: (story id, chapter id).
+    async fn story_with_root(&self, token: &str, title: &str, genre: &str) -> (String, String) {
+        let body = json!({ "title": title, "genre": genre, "visibility": "public" });
+        let (status, v) = self.post("/stories", token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let story = v["id"].as_str().unwrap().to_owned();
+        let root = json!({ "title": "Root", "content": "the start" });
+        let (status, v) = self
+            .post(&format!("/stories/{story}/chapters"), token, root)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        (story, v["id"].as_str().unwrap().to_owned())
+    }
+
+    /// Stops a server shared by tasks that have all ended.
+    async fn stop_shared(shared: std::sync::Arc<Server>) {
+        match std::sync::Arc::try_unwrap(shared) {
+            Ok(s) => s.stop().await,
+            Err(_) => panic!("the server is still shared"),
+        }
+    }
+
     async fn log(&self) -> Vec<RecordedEvent> {
         let mut out = Vec::new();
         let mut after = Cursor::START;
@@ -380,22 +402,7 @@ async fn every_error_class_has_its_status_and_writes_nothing() {
     let s = Server::start().await;
     let (_ada, ada_t) = s.register("ada").await;
     let (_bob, bob_t) = s.register("bob").await;
-    let (_, v) = s
-        .post(
-            "/stories",
-            &ada_t,
-            json!({ "title": "T", "genre": "mystery", "visibility": "public" }),
-        )
-        .await;
-    let story = v["id"].as_str().unwrap().to_owned();
-    let (_, v) = s
-        .post(
-            &format!("/stories/{story}/chapters"),
-            &ada_t,
-            json!({ "title": "One", "content": "text" }),
-        )
-        .await;
-    let one = v["id"].as_str().unwrap().to_owned();
+    let (story, one) = s.story_with_root(&ada_t, "T", "mystery").await;
     let vote = json!({ "target": { "story_id": story }, "value": 1 });
     let (status, _) = s
         .call(
@@ -606,22 +613,7 @@ async fn no_header_query_or_body_field_lets_one_user_act_as_another() {
 async fn twenty_users_voting_and_branching_at_once_leave_one_vote_each_and_totals_that_add_up() {
     let s = Server::start().await;
     let (_, owner) = s.register("owner").await;
-    let (_, v) = s
-        .post(
-            "/stories",
-            &owner,
-            json!({ "title": "Crowd", "genre": "sci_fi", "visibility": "public" }),
-        )
-        .await;
-    let story = v["id"].as_str().unwrap().to_owned();
-    let (_, v) = s
-        .post(
-            &format!("/stories/{story}/chapters"),
-            &owner,
-            json!({ "title": "Root", "content": "start" }),
-        )
-        .await;
-    let root = v["id"].as_str().unwrap().to_owned();
+    let (story, root) = s.story_with_root(&owner, "Crowd", "sci_fi").await;
     let mut users = Vec::new();
     for i in 0..20 {
         users.push(s.register(&format!("voter{i}")).await.1);
@@ -712,10 +704,7 @@ async fn twenty_users_voting_and_branching_at_once_leave_one_vote_each_and_total
         "read model total = total from the 2xx answers"
     );
     assert_eq!(v["chapters"].as_array().unwrap().len(), 21);
-    match std::sync::Arc::try_unwrap(s) {
-        Ok(s) => s.stop().await,
-        Err(_) => panic!("the server is still shared"),
-    }
+    Server::stop_shared(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -754,10 +743,7 @@ async fn two_users_racing_for_one_username_end_with_one_account() {
         .filter(|e| e.event_type == "user.registered")
         .count();
     assert_eq!(registered, 1, "exactly one account");
-    match std::sync::Arc::try_unwrap(s) {
-        Ok(s) => s.stop().await,
-        Err(_) => panic!("the server is still shared"),
-    }
+    Server::stop_shared(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
