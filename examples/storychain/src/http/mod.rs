@@ -2,8 +2,8 @@
 //!
 //! [`app`] builds the router from an [`ApiState`], so tests run the real app on a loopback
 //! port. Handlers are short: extract (the caller from their token, the body through
-//! [`AppJson`]), call [`StoryChain`](crate::StoryChain), map the result. Refusals share one
-//! JSON shape ([`ApiError`]). Every request runs with a correlation id (`X-Correlation-Id`,
+//! [`AppJson`]), call the application service ([`StoryChain`]), map the result. Refusals
+//! share one JSON shape ([`ApiError`]). Every request runs with a correlation id (`X-Correlation-Id`,
 //! or a new one), returned in the response and carried into every event it causes.
 
 pub mod admin;
