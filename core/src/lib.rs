@@ -49,6 +49,7 @@ mod backoff;
 mod cursor;
 mod error;
 mod event;
+pub mod integration;
 mod memory;
 pub mod projection;
 mod repository;

@@ -17,10 +17,12 @@
 pub mod conformance;
 mod faults;
 mod harness;
+mod integration;
 pub mod runners;
 
 pub use faults::{Faults, FaultyConsumer, FaultyStore};
 pub use harness::{AggregateTest, Then};
+pub use integration::MappingTest;
 
 use crate::EventStore;
 use std::future::Future;
