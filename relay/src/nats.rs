@@ -306,8 +306,18 @@ impl NatsConsumer {
                 .await
                 .map_err(r),
             Verdict::DeadLetter(why) => {
-                let mut headers = msg.headers.clone().unwrap_or_default();
+                // A fresh set of headers: the original's expected-sequence check is the
+                // relay's, not the dead-letter stream's.
+                let mut headers = HeaderMap::new();
+                if let Some(id) = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                {
+                    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                }
                 headers.insert("Recount-Error", why.replace(['\r', '\n'], " ").as_str());
+                headers.insert("Recount-Subject", msg.subject.as_str());
                 let subject = format!("{}.{}", self.config.dead_letter_stream, msg.subject);
                 self.js
                     .publish_with_headers(subject, headers, msg.payload.clone())
