@@ -30,7 +30,11 @@ struct Rabbit {
 
 impl Rabbit {
     fn named(exchange: String) -> Self {
-        Rabbit { exchange, seen: Mutex::default(), dead: Mutex::default() }
+        Rabbit {
+            exchange,
+            seen: Mutex::default(),
+            dead: Mutex::default(),
+        }
     }
     fn new() -> Self {
         Self::named(common::unique("t"))
@@ -47,15 +51,24 @@ impl Rabbit {
             exchange: self.exchange.clone(),
             queue: format!("{}.readers", self.exchange),
             bindings: vec!["note.*".into(), "user.*".into()],
-            retries: Retries { max_deliveries: 5, delay: Duration::from_millis(100) },
+            retries: Retries {
+                max_deliveries: 5,
+                delay: Duration::from_millis(100),
+            },
             dead_letter_exchange: format!("{}.dlx", self.exchange),
         }
     }
     async fn drain(&self, queue: &str) -> Vec<IntegrationEvent> {
-        let conn = lapin::Connection::connect(URL, Default::default()).await.unwrap();
+        let conn = lapin::Connection::connect(URL, Default::default())
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
         let mut out = Vec::new();
-        while let Some(m) = ch.basic_get(queue, BasicGetOptions::default()).await.unwrap() {
+        while let Some(m) = ch
+            .basic_get(queue, BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
             out.push(serde_json::from_slice(&m.delivery.data).unwrap());
             m.delivery.ack(BasicAckOptions::default()).await.unwrap();
         }
@@ -76,20 +89,40 @@ impl Broker for Rabbit {
         self.exchange.clone()
     }
     async fn sink(&self, _relay: &str) -> Arc<dyn Sink> {
-        let config = RabbitConfig { url: URL.into(), exchange: self.exchange.clone() };
+        let config = RabbitConfig {
+            url: URL.into(),
+            exchange: self.exchange.clone(),
+        };
         Arc::new(RabbitSink::connect(config).await.unwrap())
     }
     async fn prepare(&self) {
         // The consumer's queue and dead-letter exchange, and a mirror queue of everything, bound
         // before anything is published.
-        drop(RabbitConsumer::connect(self.consumer_config()).await.unwrap());
-        let conn = lapin::Connection::connect(URL, Default::default()).await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(&self.mirror(), durable, FieldTable::default()).await.unwrap();
-        ch.queue_bind(&self.mirror(), &self.exchange, "#", QueueBindOptions::default(), FieldTable::default())
+        drop(
+            RabbitConsumer::connect(self.consumer_config())
+                .await
+                .unwrap(),
+        );
+        let conn = lapin::Connection::connect(URL, Default::default())
             .await
             .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(&self.mirror(), durable, FieldTable::default())
+            .await
+            .unwrap();
+        ch.queue_bind(
+            &self.mirror(),
+            &self.exchange,
+            "#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
         let _ = conn.close(200, "done").await;
     }
     async fn published(&self) -> Vec<IntegrationEvent> {
@@ -98,11 +131,21 @@ impl Broker for Rabbit {
         seen.extend(new);
         seen.clone()
     }
-    async fn consume(&self, _member: &str, inbox: Arc<dyn Inbox>, stop: CancellationToken) -> recount::Result<()> {
-        RabbitConsumer::connect(self.consumer_config()).await?.run(&*inbox, stop).await
+    async fn consume(
+        &self,
+        _member: &str,
+        inbox: Arc<dyn Inbox>,
+        stop: CancellationToken,
+    ) -> recount::Result<()> {
+        RabbitConsumer::connect(self.consumer_config())
+            .await?
+            .run(&*inbox, stop)
+            .await
     }
     async fn dead_letters(&self) -> Vec<Uuid> {
-        let new = self.drain(&self.consumer_config().dead_letter_exchange).await;
+        let new = self
+            .drain(&self.consumer_config().dead_letter_exchange)
+            .await;
         let mut dead = self.dead.lock().unwrap();
         dead.extend(new.iter().map(|e| e.id));
         dead.clone()
@@ -114,7 +157,8 @@ fn up(test: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_relay_publishes_every_mapped_event_at_least_once_in_log_order_even_after_a_lost_checkpoint() {
+async fn rabbitmq_relay_publishes_every_mapped_event_at_least_once_in_log_order_even_after_a_lost_checkpoint(
+) {
     if up("rabbitmq_relay_publishes_every_mapped_event_at_least_once_in_log_order_even_after_a_lost_checkpoint") {
         scenarios::relay_publishes_mapped_events_in_log_order(&Rabbit::new()).await;
     }
@@ -135,5 +179,17 @@ async fn rabbitmq_relay_sigkilled_five_times_loses_no_mapped_event() {
 async fn rabbitmq_consumer_retries_a_failing_message_and_dead_letters_a_poison_one() {
     if up("rabbitmq_consumer_retries_a_failing_message_and_dead_letters_a_poison_one") {
         scenarios::consumer_retries_then_dead_letters(&Rabbit::new()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_consumer_sigkilled_mid_message_loses_nothing_and_handles_each_event_once() {
+    const TEST: &str =
+        "rabbitmq_consumer_sigkilled_mid_message_loses_nothing_and_handles_each_event_once";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        return scenarios::consumer_child(&role, &Rabbit::from_env()).await;
+    }
+    if up(TEST) && common::broker_up(TEST, "PostgreSQL", 5432) {
+        scenarios::consumer_killed_mid_message_loses_nothing(TEST, &Rabbit::new()).await;
     }
 }

@@ -160,3 +160,15 @@ async fn redis_consumer_retries_a_failing_message_and_dead_letters_a_poison_one(
         scenarios::consumer_retries_then_dead_letters(&Redis::new()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_consumer_sigkilled_mid_message_loses_nothing_and_handles_each_event_once() {
+    const TEST: &str =
+        "redis_consumer_sigkilled_mid_message_loses_nothing_and_handles_each_event_once";
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        return scenarios::consumer_child(&role, &Redis::from_env()).await;
+    }
+    if up(TEST) && common::broker_up(TEST, "PostgreSQL", 5432) {
+        scenarios::consumer_killed_mid_message_loses_nothing(TEST, &Redis::new()).await;
+    }
+}

@@ -1,6 +1,7 @@
 //! The scenarios every broker runs.
 
 use super::*;
+use async_trait::async_trait;
 use recount::projection::{Runner, RunnerOptions};
 use recount::Cursor;
 use recount_relay::inbox::SqliteInbox;
@@ -140,23 +141,35 @@ pub async fn relay_child(dir: &str, broker: &dyn Broker) {
         .unwrap();
 }
 
-fn spawn_child(test: &str, dir: &std::path::Path, broker: &dyn Broker) -> std::process::Child {
+/// Re-runs `test` as a child process with `CHILD_ENV = role`, waits for its `ready` line and
+/// hands back its later lines.
+fn spawn_child(
+    test: &str,
+    role: &str,
+    broker: &dyn Broker,
+    ready: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
+        .env(CHILD_ENV, role)
         .env(CHILD_BROKER_ENV, broker.to_env())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawn the relay process");
+        .expect("spawn the child process");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
-        if line.unwrap().contains("relay-ready") {
+        if line.unwrap().contains(ready) {
             break;
         }
     }
     // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
 }
 
 /// The relay as a real process, SIGKILLed at random moments at least 5 times while events
@@ -180,7 +193,7 @@ pub async fn relay_survives_sigkill(test: &str, broker: &dyn Broker) {
     let mut kills_mid_work = 0;
     let mut kills = 0;
     while !appending.is_finished() || kills < 5 {
-        let mut child = spawn_child(test, dir.path(), broker);
+        let (mut child, _) = spawn_child(test, dir.path().to_str().unwrap(), broker, "relay-ready");
         let wait = rand::random::<u64>() % 400 + 100;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         let before = broker.published().await.len();
@@ -201,7 +214,7 @@ pub async fn relay_survives_sigkill(test: &str, broker: &dyn Broker) {
         }
     }
     let expected = appending.await.unwrap();
-    let mut child = spawn_child(test, dir.path(), broker);
+    let (mut child, _) = spawn_child(test, dir.path().to_str().unwrap(), broker, "relay-ready");
     let caught_up = eventually(60, || async {
         let got = broker.published().await;
         let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();
@@ -303,5 +316,145 @@ pub async fn consumer_retries_then_dead_letters(broker: &dyn Broker) {
         broker.dead_letters().await,
         vec![poison],
         "only the poison event is dead-lettered"
+    );
+}
+
+/// A handler writing to PostgreSQL that, in the child, never returns from one event (the
+/// process is killed there).
+#[derive(Debug)]
+pub struct PgRecorder {
+    pub name: String,
+    pub block_on: Option<Uuid>,
+}
+
+#[async_trait]
+impl recount_relay::inbox::PgHandler for PgRecorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn handle(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        e: &IntegrationEvent,
+    ) -> Result<(), BoxError> {
+        sqlx::query("INSERT INTO relay_test_handled (handler, event_id) VALUES ($1, $2)")
+            .bind(&self.name)
+            .bind(e.id)
+            .execute(&mut *tx)
+            .await?;
+        if self.block_on == Some(e.id) {
+            println!("entered {}", e.id);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+async fn pg() -> sqlx::PgPool {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("PostgreSQL on DATABASE_URL");
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(7247106577)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS relay_test_handled (handler text NOT NULL, event_id uuid NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    pool
+}
+
+/// The child consumer: `role` is `consumer:<handler>:<event to die in>`.
+pub async fn consumer_child(role: &str, broker: &dyn Broker) {
+    let mut parts = role.split(':').skip(1);
+    let (name, victim) = (
+        parts.next().unwrap(),
+        parts.next().unwrap().parse().unwrap(),
+    );
+    let handler = PgRecorder {
+        name: name.to_owned(),
+        block_on: Some(victim),
+    };
+    let inbox = recount_relay::inbox::PgInbox::new(pg().await, handler)
+        .await
+        .unwrap();
+    println!();
+    println!("consumer-ready");
+    broker
+        .consume("a", Arc::new(inbox), CancellationToken::new())
+        .await
+        .unwrap();
+}
+
+/// A consumer (a real process) SIGKILLed inside its handler loses nothing: another member
+/// of the group finishes that message and the rest, each handled once in effect (PostgreSQL
+/// inbox: the killed handler's transaction never committed).
+pub async fn consumer_killed_mid_message_loses_nothing(test: &str, broker: &dyn Broker) {
+    let (events, _dir) = published_events(broker, 30).await;
+    let victim = events[6].id;
+    let pool = pg().await;
+    let name = unique("pgrec");
+    let (mut child, lines) = spawn_child(
+        test,
+        &format!("consumer:{name}:{victim}"),
+        broker,
+        "consumer-ready",
+    );
+    let entered = lines
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_default();
+    assert_eq!(
+        entered,
+        format!("entered {victim}"),
+        "the child reached the handler of the victim"
+    );
+    child.kill().expect("SIGKILL the consumer");
+    child.wait().unwrap();
+
+    let inbox = recount_relay::inbox::PgInbox::new(
+        pool.clone(),
+        PgRecorder {
+            name: name.clone(),
+            block_on: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !inbox.processed(victim).await.unwrap(),
+        "the killed handler committed nothing"
+    );
+    let stop = CancellationToken::new();
+    let counts = || async {
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT event_id, count(*) FROM relay_test_handled WHERE handler = $1 GROUP BY event_id",
+        )
+        .bind(&name)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows.into_iter().collect::<HashMap<Uuid, i64>>()
+    };
+    let run = broker.consume("b", Arc::new(inbox), stop.clone());
+    let (result, done) = tokio::join!(run, async {
+        let done = eventually(60, || async { counts().await.len() == events.len() }).await;
+        stop.cancel();
+        done
+    });
+    result.unwrap();
+    assert!(done, "every event was handled after the kill");
+    let counts = counts().await;
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each event handled once in effect: {counts:?}"
+    );
+    assert!(
+        counts.contains_key(&victim),
+        "the message the killed consumer held was finished by another"
     );
 }
