@@ -16,6 +16,11 @@
 //! ids in the handler's own transaction, so each is handled once in effect.
 
 mod sink;
+// Each broker uses part of it; a build with some brokers leaves the rest unused.
+#[cfg_attr(
+    not(all(feature = "nats", feature = "redis", feature = "rabbitmq")),
+    allow(dead_code)
+)]
 mod wire;
 
 pub mod inbox;

@@ -284,8 +284,10 @@ impl RabbitConsumer {
                     };
                     delivery.nack(requeue).await.map_err(r)?;
                 }
-                Verdict::DeadLetter(_) => {
-                    // Rejected without requeue: the queue's dead-letter exchange takes it.
+                Verdict::DeadLetter(why) => {
+                    // Rejected without requeue: the queue's dead-letter exchange takes it
+                    // (with the broker's `x-death` header; the reason goes to the log).
+                    tracing::warn!(queue = %self.config.queue, reason = %why, "dead-lettering");
                     delivery
                         .nack(BasicNackOptions::default())
                         .await

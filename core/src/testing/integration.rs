@@ -71,9 +71,8 @@ impl<M: Mapping> MappingTest<M> {
         events: impl IntoIterator<Item = A::Event>,
     ) -> Self {
         let stream = StreamId::new(A::CATEGORY, id).expect("a valid stream id");
-        let mut version = self.given.iter().filter(|e| e.stream == stream).count() as u64;
-        for event in events {
-            version += 1;
+        let before = self.given.iter().filter(|e| e.stream == stream).count() as u64;
+        for (version, event) in (before + 1..).zip(events) {
             let payload = event.encode().expect("event encodes");
             self.given.push(RecordedEvent {
                 id: Uuid::now_v7(),

@@ -64,6 +64,10 @@ impl Default for Retries {
 }
 
 /// What a consumer does with one delivery.
+#[cfg_attr(
+    not(any(feature = "nats", feature = "redis", feature = "rabbitmq")),
+    allow(dead_code)
+)]
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// Handled (or a duplicate): acknowledge.
@@ -74,6 +78,10 @@ pub(crate) enum Verdict {
     DeadLetter(String),
 }
 
+#[cfg_attr(
+    not(any(feature = "nats", feature = "redis", feature = "rabbitmq")),
+    allow(dead_code)
+)]
 /// Hands a decoded delivery (its `delivery`-th, from 1) to `inbox`.
 pub(crate) async fn deliver<I: Inbox + ?Sized>(
     inbox: &I,
