@@ -90,12 +90,23 @@ impl IntegrationEvent {
         version: u32,
         payload: &impl Serialize,
     ) -> Result<Self> {
+        let payload =
+            serde_json::to_string(payload).map_err(|e| Error::invalid("payload", e.to_string()))?;
+        Self::from_domain_text(domain, name, version, payload)
+    }
+
+    /// Like [`IntegrationEvent::from_domain`], with the payload already encoded as JSON text
+    /// (it must be an object).
+    pub fn from_domain_text(
+        domain: &RecordedEvent,
+        name: &str,
+        version: u32,
+        payload: String,
+    ) -> Result<Self> {
         check_name(name)?;
         if version == 0 {
             return Err(Error::invalid("version", "integration versions start at 1"));
         }
-        let payload =
-            serde_json::to_string(payload).map_err(|e| Error::invalid("payload", e.to_string()))?;
         if !payload.starts_with('{') {
             return Err(Error::invalid("payload", "not a JSON object"));
         }
@@ -181,7 +192,7 @@ impl<M: Mapping + ?Sized> Mapping for Arc<M> {
     }
 }
 
-type MapFn = dyn Fn(&RecordedEvent) -> Result<Option<serde_json::Value>> + Send + Sync;
+type MapFn = dyn Fn(&RecordedEvent) -> Result<Option<String>> + Send + Sync;
 
 struct Rule {
     name: String,
@@ -235,7 +246,8 @@ impl IntegrationMap {
         assert!(version > 0, "integration map: `{name}` version 0");
         let map: Box<MapFn> = Box::new(move |e| match payload(e)? {
             None => Ok(None),
-            Some(p) => serde_json::to_value(p)
+            // Straight to text: the payload is encoded once.
+            Some(p) => serde_json::to_string(&p)
                 .map(Some)
                 .map_err(|err| Error::invalid("payload", err.to_string())),
         });
@@ -292,7 +304,8 @@ impl Mapping for IntegrationMap {
         match (rule.map)(event)? {
             None => Ok(None),
             Some(payload) => {
-                IntegrationEvent::from_domain(event, &rule.name, rule.version, &payload).map(Some)
+                IntegrationEvent::from_domain_text(event, &rule.name, rule.version, payload)
+                    .map(Some)
             }
         }
     }

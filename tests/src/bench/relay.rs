@@ -18,7 +18,10 @@ const BATCH: usize = 1000;
 const ROUNDS: u32 = 3;
 
 fn name(tag: &str) -> String {
-    format!("bench{tag}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "bench{tag}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 fn mapping() -> IntegrationMap {
@@ -33,13 +36,22 @@ async fn seeded(n: u64) -> Result<(InMemoryStore, Vec<IntegrationEvent>)> {
     for chunk in 0..n.div_ceil(100) {
         let s = StreamId::new("bench", &format!("s{chunk}"))?;
         let events = (0..100.min(n - chunk * 100))
-            .map(|i| NewEvent::new("bench.happened", &serde_json::json!({ "n": chunk * 100 + i, "text": "x".repeat(64) })))
+            .map(|i| {
+                NewEvent::new(
+                    "bench.happened",
+                    &serde_json::json!({ "n": chunk * 100 + i, "text": "x".repeat(64) }),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         store.append(&s, ExpectedVersion::NoStream, events).await?;
     }
     let map = mapping();
     let mut out = Vec::new();
-    for e in store.read_all(recount::Cursor::START, &map.filter(), usize::MAX).await?.events {
+    for e in store
+        .read_all(recount::Cursor::START, &map.filter(), usize::MAX)
+        .await?
+        .events
+    {
         out.extend(map.map(&e)?);
     }
     Ok((store, out))
@@ -53,7 +65,10 @@ fn up(port: u16) -> bool {
 /// Publishes through a fresh relay on `sink` and returns events/s.
 async fn through_relay(store: &InMemoryStore, sink: Arc<dyn Sink>, n: u64) -> Result<f64> {
     let relay = Relay::new(name("r"), store.clone(), mapping(), sink);
-    let options = RunnerOptions { batch_size: BATCH, ..Default::default() };
+    let options = RunnerOptions {
+        batch_size: BATCH,
+        ..Default::default()
+    };
     let runner = Runner::with_options(store.clone(), relay, options);
     let start = Instant::now();
     let done = runner.catch_up().await?;
@@ -84,7 +99,9 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
     for &(broker, port) in BROKERS {
         if !up(port) {
             if std::env::var_os("CI").is_some() {
-                return Err(recount::Error::store(format!("bench relay: {broker} on 127.0.0.1:{port} is down")));
+                return Err(recount::Error::store(format!(
+                    "bench relay: {broker} on 127.0.0.1:{port} is down"
+                )));
             }
             eprintln!("relay on {broker}: skipped, nothing on 127.0.0.1:{port}");
             continue;
@@ -108,8 +125,17 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
             }
         }
         let last = rows.iter_mut().find(|r| r.store == broker).expect("row");
-        *last = row(broker, raw, recount, n, &last.note.split("; ").nth(1).unwrap_or_default().to_owned());
-        eprintln!("relay on {broker}: recount {recount:.0}/s, raw {raw:.0}/s, ratio {:.2}", recount / raw);
+        *last = row(
+            broker,
+            raw,
+            recount,
+            n,
+            &last.note.split("; ").nth(1).unwrap_or_default().to_owned(),
+        );
+        eprintln!(
+            "relay on {broker}: recount {recount:.0}/s, raw {raw:.0}/s, ratio {:.2}",
+            recount / raw
+        );
     }
     Ok(rows)
 }
@@ -123,8 +149,15 @@ mod nats {
 
     pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
         let stream = name("N");
-        let config = NatsConfig { url: URL.into(), stream: stream.clone(), prefix: stream.to_lowercase() };
-        Ok((Arc::new(NatsSink::connect(config).await?), "raw: pipelined JetStream publishes with Nats-Msg-Id, all acks awaited"))
+        let config = NatsConfig {
+            url: URL.into(),
+            stream: stream.clone(),
+            prefix: stream.to_lowercase(),
+        };
+        Ok((
+            Arc::new(NatsSink::connect(config).await?),
+            "raw: pipelined JetStream publishes with Nats-Msg-Id, all acks awaited",
+        ))
     }
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
@@ -133,17 +166,28 @@ mod nats {
         let js = jetstream::new(client);
         let stream = name("N");
         let prefix = stream.to_lowercase();
-        js.create_stream(jetstream::stream::Config { name: stream.clone(), subjects: vec![format!("{prefix}.>")], ..Default::default() })
-            .await
-            .map_err(|x| e(&x))?;
+        js.create_stream(jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
+        .await
+        .map_err(|x| e(&x))?;
         let start = Instant::now();
         for batch in events.chunks(BATCH) {
             let mut acks = Vec::with_capacity(batch.len());
             for ev in batch {
                 let mut h = async_nats::HeaderMap::new();
-                h.insert(async_nats::header::NATS_MESSAGE_ID, ev.id.to_string().as_str());
+                h.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    ev.id.to_string().as_str(),
+                );
                 let subject = format!("{prefix}.{}", ev.name);
-                acks.push(js.publish_with_headers(subject, h, ev.to_json().into()).await.map_err(|x| e(&x))?);
+                acks.push(
+                    js.publish_with_headers(subject, h, ev.to_json().into())
+                        .await
+                        .map_err(|x| e(&x))?,
+                );
             }
             for ack in acks {
                 ack.await.map_err(|x| e(&x))?;
@@ -162,8 +206,15 @@ mod redis {
     const URL: &str = "redis://127.0.0.1:6379";
 
     pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
-        let config = RedisConfig { url: URL.into(), prefix: name("r"), relay: "bench".into() };
-        Ok((Arc::new(RedisSink::connect(config).await?), "raw: one atomic pipeline of XADDs and a SET per batch"))
+        let config = RedisConfig {
+            url: URL.into(),
+            prefix: name("r"),
+            relay: "bench".into(),
+        };
+        Ok((
+            Arc::new(RedisSink::connect(config).await?),
+            "raw: one atomic pipeline of XADDs and a SET per batch",
+        ))
     }
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
@@ -177,10 +228,20 @@ mod redis {
             pipe.atomic();
             for ev in batch {
                 let meta = serde_json::json!({ "version": ev.version, "cursor": ev.cursor, "source": ev.source }).to_string();
-                let fields = [("id", ev.id.to_string()), ("type", ev.name.clone()), ("payload", ev.payload.clone()), ("metadata", meta)];
-                pipe.xadd(format!("{prefix}:{}", ev.topic()), "*", &fields).ignore();
+                let fields = [
+                    ("id", ev.id.to_string()),
+                    ("type", ev.name.clone()),
+                    ("payload", ev.payload.clone()),
+                    ("metadata", meta),
+                ];
+                pipe.xadd(format!("{prefix}:{}", ev.topic()), "*", &fields)
+                    .ignore();
             }
-            pipe.set(format!("{prefix}:position"), batch[batch.len() - 1].cursor.to_string()).ignore();
+            pipe.set(
+                format!("{prefix}:position"),
+                batch[batch.len() - 1].cursor.to_string(),
+            )
+            .ignore();
             pipe.query_async::<()>(&mut conn).await.map_err(e)?;
         }
         Ok(events.len() as f64 / start.elapsed().as_secs_f64())
@@ -189,7 +250,10 @@ mod redis {
 
 mod rabbit {
     use super::*;
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::options::{
+        BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    };
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
     use recount_relay::rabbitmq::{RabbitConfig, RabbitSink};
@@ -209,23 +273,49 @@ mod rabbit {
         let conn = Connection::connect(URL, props).await.map_err(e)?;
         let ch = conn.create_channel().await.map_err(e)?;
         let name = name("x");
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        ch.exchange_declare(&name, ExchangeKind::Topic, durable, FieldTable::default()).await.map_err(e)?;
-        let q = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(&name, q, FieldTable::default()).await.map_err(e)?;
-        ch.queue_bind(&name, &name, "#", QueueBindOptions::default(), FieldTable::default()).await.map_err(e)?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(&name, ExchangeKind::Topic, durable, FieldTable::default())
+            .await
+            .map_err(e)?;
+        let q = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(&name, q, FieldTable::default())
+            .await
+            .map_err(e)?;
+        ch.queue_bind(
+            &name,
+            &name,
+            "#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(e)?;
         Ok((conn, ch, name))
     }
 
     pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
         let (_conn, _ch, name) = exchange().await?;
-        let config = RabbitConfig { url: URL.into(), exchange: name };
-        Ok((Arc::new(RabbitSink::connect(config).await?), "raw: persistent publishes, all confirms awaited per batch"))
+        let config = RabbitConfig {
+            url: URL.into(),
+            exchange: name,
+        };
+        Ok((
+            Arc::new(RabbitSink::connect(config).await?),
+            "raw: persistent publishes, all confirms awaited per batch",
+        ))
     }
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
         let (_conn, ch, name) = exchange().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(e)?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(e)?;
         let start = Instant::now();
         for batch in events.chunks(BATCH) {
             let mut confirms = Vec::with_capacity(batch.len());
@@ -234,7 +324,13 @@ mod rabbit {
                     .with_delivery_mode(2)
                     .with_message_id(ev.id.to_string().into());
                 let c = ch
-                    .basic_publish(&name, &ev.name, BasicPublishOptions::default(), ev.to_json().as_bytes(), props)
+                    .basic_publish(
+                        &name,
+                        &ev.name,
+                        BasicPublishOptions::default(),
+                        ev.to_json().as_bytes(),
+                        props,
+                    )
                     .await
                     .map_err(e)?;
                 confirms.push(c);
