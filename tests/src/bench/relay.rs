@@ -106,13 +106,15 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
             eprintln!("relay on {broker}: skipped, nothing on 127.0.0.1:{port}");
             continue;
         }
-        let (mut raw, mut recount) = (0f64, 0f64);
+        let (mut raw, mut recount, mut note) = (0f64, 0f64, "");
+        // Best of a few rounds, alternating sides, each on names of its own.
         for _ in 0..ROUNDS {
-            let (sink, note) = match broker {
+            let (sink, how) = match broker {
                 "nats" => nats::sink().await?,
                 "redis" => redis::sink().await?,
                 _ => rabbit::sink().await?,
             };
+            note = how;
             recount = recount.max(through_relay(&store, sink, n).await?);
             let r = match broker {
                 "nats" => nats::raw(&events).await?,
@@ -120,18 +122,8 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
                 _ => rabbit::raw(&events).await?,
             };
             raw = raw.max(r);
-            if rows.len() < BROKERS.len() && rows.iter().all(|r: &Row| r.store != broker) {
-                rows.push(row(broker, 0.0, 0.0, n, note));
-            }
         }
-        let last = rows.iter_mut().find(|r| r.store == broker).expect("row");
-        *last = row(
-            broker,
-            raw,
-            recount,
-            n,
-            &last.note.split("; ").nth(1).unwrap_or_default().to_owned(),
-        );
+        rows.push(row(broker, raw, recount, n, note));
         eprintln!(
             "relay on {broker}: recount {recount:.0}/s, raw {raw:.0}/s, ratio {:.2}",
             recount / raw
