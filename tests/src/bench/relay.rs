@@ -109,13 +109,18 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
         let (mut raw, mut recount, mut note) = (0f64, 0f64, "");
         // Best of a few rounds, alternating sides, each on names of its own.
         for _ in 0..ROUNDS {
-            let (sink, how) = match broker {
+            let (sink, how, made) = match broker {
                 "nats" => nats::sink().await?,
                 "redis" => redis::sink().await?,
                 _ => rabbit::sink().await?,
             };
             note = how;
             recount = recount.max(through_relay(&store, sink, n).await?);
+            match broker {
+                "nats" => nats::cleanup(&made).await,
+                "redis" => redis::cleanup(&made).await,
+                _ => rabbit::cleanup(&made).await,
+            }
             let r = match broker {
                 "nats" => nats::raw(&events).await?,
                 "redis" => redis::raw(&events).await?,
@@ -139,7 +144,7 @@ mod nats {
 
     const URL: &str = "nats://127.0.0.1:4222";
 
-    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
+    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str, String)> {
         let stream = name("N");
         let config = NatsConfig {
             url: URL.into(),
@@ -149,7 +154,15 @@ mod nats {
         Ok((
             Arc::new(NatsSink::connect(config).await?),
             "raw: pipelined JetStream publishes with Nats-Msg-Id, all acks awaited",
+            stream,
         ))
+    }
+
+    /// Deletes the relay's stream.
+    pub(super) async fn cleanup(stream: &str) {
+        if let Ok(client) = async_nats::connect(URL).await {
+            let _ = jetstream::new(client).delete_stream(stream).await;
+        }
     }
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
@@ -197,16 +210,33 @@ mod redis {
 
     const URL: &str = "redis://127.0.0.1:6379";
 
-    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
+    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str, String)> {
+        let prefix = name("r");
         let config = RedisConfig {
             url: URL.into(),
-            prefix: name("r"),
+            prefix: prefix.clone(),
             relay: "bench".into(),
         };
         Ok((
             Arc::new(RedisSink::connect(config).await?),
             "raw: one atomic pipeline of XADDs and a SET per batch",
+            prefix,
         ))
+    }
+
+    /// Deletes the relay's stream and position.
+    pub(super) async fn cleanup(prefix: &str) {
+        if let Ok(client) = ::redis::Client::open(URL) {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let keys = [
+                    format!("{prefix}:bench"),
+                    format!("{prefix}:relay:bench"),
+                    format!("{prefix}:position"),
+                ];
+                let _: ::redis::RedisResult<()> =
+                    ::redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+            }
+        }
     }
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
@@ -236,7 +266,9 @@ mod redis {
             .ignore();
             pipe.query_async::<()>(&mut conn).await.map_err(e)?;
         }
-        Ok(events.len() as f64 / start.elapsed().as_secs_f64())
+        let rate = events.len() as f64 / start.elapsed().as_secs_f64();
+        cleanup(&prefix).await;
+        Ok(rate)
     }
 }
 
@@ -276,9 +308,13 @@ mod rabbit {
             durable: true,
             ..Default::default()
         };
-        ch.queue_declare(&name, q, FieldTable::default())
-            .await
-            .map_err(e)?;
+        // The broker drops the queue (and its messages) two minutes after the run.
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-expires".into(),
+            lapin::types::AMQPValue::LongUInt(120_000),
+        );
+        ch.queue_declare(&name, q, args).await.map_err(e)?;
         ch.queue_bind(
             &name,
             &name,
@@ -291,17 +327,21 @@ mod rabbit {
         Ok((conn, ch, name))
     }
 
-    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str)> {
+    pub(super) async fn sink() -> Result<(Arc<dyn Sink>, &'static str, String)> {
         let (_conn, _ch, name) = exchange().await?;
         let config = RabbitConfig {
             url: URL.into(),
-            exchange: name,
+            exchange: name.clone(),
         };
         Ok((
             Arc::new(RabbitSink::connect(config).await?),
             "raw: persistent publishes, all confirms awaited per batch",
+            name,
         ))
     }
+
+    /// Nothing: the queue expires by itself.
+    pub(super) async fn cleanup(_exchange: &str) {}
 
     pub(super) async fn raw(events: &[IntegrationEvent]) -> Result<f64> {
         let (_conn, ch, name) = exchange().await?;
