@@ -116,6 +116,11 @@ impl Broker for Nats {
         .await?;
         consumer.run(&*inbox, stop).await
     }
+    async fn cleanup(&self) {
+        let js = self.js().await;
+        let _ = js.delete_stream(&self.stream).await;
+        let _ = js.delete_stream(format!("{}_DLQ", self.stream)).await;
+    }
     async fn dead_letters(&self) -> Vec<Uuid> {
         let msgs = self.read_stream(&format!("{}_DLQ", self.stream)).await;
         msgs.iter()

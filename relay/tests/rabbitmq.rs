@@ -142,6 +142,20 @@ impl Broker for Rabbit {
             .run(&*inbox, stop)
             .await
     }
+    async fn cleanup(&self) {
+        let conn = lapin::Connection::connect(URL, Default::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let c = self.consumer_config();
+        for q in [&c.queue, &c.dead_letter_exchange, &self.mirror()] {
+            let _ = ch.queue_delete(q, Default::default()).await;
+        }
+        for x in [&c.exchange, &c.dead_letter_exchange] {
+            let _ = ch.exchange_delete(x, Default::default()).await;
+        }
+        let _ = conn.close(200, "done").await;
+    }
     async fn dead_letters(&self) -> Vec<Uuid> {
         let new = self
             .drain(&self.consumer_config().dead_letter_exchange)

@@ -125,6 +125,16 @@ impl Broker for Redis {
         }
         Ok(())
     }
+    async fn cleanup(&self) {
+        let mut conn = self.conn().await;
+        let keys: Vec<String> = conn
+            .keys(format!("{}:*", self.prefix))
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = conn.del(keys).await;
+        }
+    }
     async fn dead_letters(&self) -> Vec<Uuid> {
         let entries = self.entries(&self.dead_letter_key()).await;
         entries.iter().map(|f| f["id"].parse().unwrap()).collect()

@@ -109,6 +109,8 @@ pub trait Broker: Send + Sync + 'static {
     ) -> recount::Result<()>;
     /// The ids of dead-lettered events.
     async fn dead_letters(&self) -> Vec<Uuid>;
+    /// Deletes what the test made on the broker.
+    async fn cleanup(&self) {}
 }
 
 /// What a [`Recorder`] does with one event.

@@ -121,6 +121,7 @@ pub async fn relay_publishes_mapped_events_in_log_order(broker: &dyn Broker) {
             "the replay after a lost checkpoint published again (at least once)"
         );
     }
+    broker.cleanup().await;
 }
 
 /// The child process: runs the relay on the shared SQLite file until it is killed.
@@ -235,6 +236,7 @@ pub async fn relay_survives_sigkill(test: &str, broker: &dyn Broker) {
         "at least one kill hit the relay with events still to publish"
     );
     check_published(broker, &expected, &broker.published().await);
+    broker.cleanup().await;
 }
 
 async fn published_events(
@@ -317,6 +319,7 @@ pub async fn consumer_retries_then_dead_letters(broker: &dyn Broker) {
         vec![poison],
         "only the poison event is dead-lettered"
     );
+    broker.cleanup().await;
 }
 
 /// A handler writing to PostgreSQL that, in the child, never returns from one event (the
@@ -457,4 +460,5 @@ pub async fn consumer_killed_mid_message_loses_nothing(test: &str, broker: &dyn 
         counts.contains_key(&victim),
         "the message the killed consumer held was finished by another"
     );
+    broker.cleanup().await;
 }
