@@ -60,6 +60,7 @@ mod cursor;
 mod error;
 mod event;
 mod input;
+pub mod integration;
 mod memory;
 pub mod projection;
 mod repository;

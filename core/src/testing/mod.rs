@@ -18,10 +18,12 @@ pub mod bad_input;
 pub mod conformance;
 mod faults;
 mod harness;
+mod integration;
 pub mod runners;
 
 pub use faults::{Faults, FaultyConsumer, FaultyStore};
 pub use harness::{AggregateTest, Then};
+pub use integration::MappingTest;
 
 use crate::EventStore;
 use std::future::Future;

@@ -2,6 +2,7 @@
 
 mod memory;
 pub mod postgres;
+pub mod relay;
 mod report;
 mod scenarios;
 pub mod sqlite;

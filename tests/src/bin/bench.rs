@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release -p recount-tests --bin bench -- [--store memory|sqlite|postgres]
 //! [--scenario NAME] [--quick] [--json PATH]`
+//!
+//! Scenario `relay` measures the broker relays (NATS, Redis, RabbitMQ) whatever the store.
 
 use clap::Parser;
 use recount_tests::bench::{self, BenchOptions, PairFactory, Row};
@@ -16,7 +18,7 @@ struct Args {
     #[arg(long = "store", value_parser = ["memory", "sqlite", "postgres"])]
     stores: Vec<String>,
     /// Run only this scenario.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS.iter().chain(&["relay"])))]
     scenario: Option<String>,
     /// Shrink every size (a quick check, as CI runs it).
     #[arg(long)]
@@ -67,6 +69,15 @@ async fn main() -> std::process::ExitCode {
             Ok(r) => rows.extend(r),
             Err(e) => {
                 eprintln!("bench: {store} failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if opts.wants("relay") {
+        match bench::relay::run_relay(&opts).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("bench: relay failed: {e}");
                 return std::process::ExitCode::FAILURE;
             }
         }

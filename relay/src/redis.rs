@@ -1,0 +1,290 @@
+//! Redis Streams: a sink that publishes exactly once in effect, and a consumer group.
+//!
+//! The sink keeps one stream per topic, `<prefix>:<topic>` (`story` of `story.published`),
+//! with fields `id`, `type` (the public name), `payload` and `metadata` (version,
+//! correlation, causation, source, cursor, time as JSON). One Lua script per batch adds every
+//! entry **and** sets the relay's position key `<prefix>:relay:<relay>` — Redis runs a script
+//! atomically, so the entries and the position are stored together or not at all — and it
+//! does so only if the key still holds the position this sink last saw (a compare-and-set
+//! that fences a relay that lost its lease). On start the sink reads the key and the relay
+//! resumes after it. Durability is Redis's: with persistence off, a Redis restart loses the
+//! streams and the key together.
+
+use crate::inbox::{deliver, Inbox, Retries, Verdict};
+use crate::sink::Sink;
+use crate::wire;
+use async_trait::async_trait;
+use recount::integration::IntegrationEvent;
+use recount::{Cursor, Result};
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// KEYS[1]: position key; KEYS[2..]: the stream of each event. ARGV[1]: expected position
+/// (`""`: none); ARGV[2]: new position; then id, type, payload, metadata per event.
+const PUBLISH: &str = r#"
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then
+  return redis.error_reply('RECOUNT_FENCED position is ' .. current)
+end
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 4
+  redis.call('XADD', KEYS[i], '*', 'id', ARGV[a], 'type', ARGV[a + 1],
+             'payload', ARGV[a + 2], 'metadata', ARGV[a + 3])
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return #KEYS - 1
+"#;
+
+/// Where a Redis relay publishes.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Server URL, e.g. `redis://127.0.0.1:6379`.
+    pub url: String,
+    /// Key prefix: streams are `<prefix>:<topic>`, the position `<prefix>:relay:<relay>`.
+    pub prefix: String,
+    /// The relay's name (its position key).
+    pub relay: String,
+}
+
+impl RedisConfig {
+    /// The stream key of a topic.
+    pub fn stream(&self, topic: &str) -> String {
+        format!("{}:{topic}", self.prefix)
+    }
+
+    /// The relay's position key.
+    pub fn position_key(&self) -> String {
+        format!("{}:relay:{}", self.prefix, self.relay)
+    }
+}
+
+/// A [`Sink`] to Redis Streams. See the [module docs](self).
+#[derive(Debug)]
+pub struct RedisSink {
+    conn: MultiplexedConnection,
+    config: RedisConfig,
+    script: redis::Script,
+    /// The position key's value as last seen (`None`: read it).
+    position: Mutex<Option<Option<Cursor>>>,
+}
+
+fn r(e: impl std::fmt::Display) -> recount::Error {
+    wire::retriable("redis", e)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn connect(url: &str) -> Result<MultiplexedConnection> {
+    let client = redis::Client::open(url).map_err(recount::Error::store)?;
+    client.get_multiplexed_async_connection().await.map_err(r)
+}
+
+impl RedisSink {
+    /// Connects.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        Ok(RedisSink {
+            conn: connect(&config.url).await?,
+            config,
+            script: redis::Script::new(PUBLISH),
+            position: Mutex::new(None),
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    fn broker(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn published_through(&self) -> Result<Option<Cursor>> {
+        if let Some(p) = *lock(&self.position) {
+            return Ok(p);
+        }
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn.get(self.config.position_key()).await.map_err(r)?;
+        let at = stored.map(|s| s.parse::<Cursor>()).transpose()?;
+        *lock(&self.position) = Some(at);
+        Ok(at)
+    }
+
+    async fn publish(&self, events: &[IntegrationEvent]) -> Result<()> {
+        let Some(expected) = *lock(&self.position) else {
+            return Err(r("position not loaded"));
+        };
+        let through = wire::through(expected, events);
+        let mut inv = self.script.prepare_invoke();
+        inv.key(self.config.position_key());
+        inv.arg(expected.map(|c| c.to_string()).unwrap_or_default());
+        inv.arg(through.map(|c| c.to_string()).unwrap_or_default());
+        for e in events {
+            inv.key(self.config.stream(e.topic()));
+            inv.arg(e.id.to_string())
+                .arg(&e.name)
+                .arg(&e.payload)
+                .arg(wire::meta_json(e));
+        }
+        let mut conn = self.conn.clone();
+        match inv.invoke_async::<i64>(&mut conn).await {
+            Ok(_) => {
+                *lock(&self.position) = Some(through);
+                Ok(())
+            }
+            Err(e) => {
+                // Stored or not, fenced or not: read the position again before going on.
+                *lock(&self.position) = None;
+                Err(r(e))
+            }
+        }
+    }
+}
+
+/// A member of a consumer group on one of a relay's streams.
+#[derive(Debug, Clone)]
+pub struct RedisConsumerConfig {
+    /// Server URL.
+    pub url: String,
+    /// The stream key (`<prefix>:<topic>`).
+    pub stream: String,
+    /// The group: its members share the stream's entries.
+    pub group: String,
+    /// This member's name, unique in the group.
+    pub consumer: String,
+    /// How long an entry stays unacknowledged before any member claims it (`XAUTOCLAIM`):
+    /// a member that died mid-entry, or a failed entry's retry delay.
+    pub claim_idle: Duration,
+    /// Retries and dead letters.
+    pub retries: Retries,
+    /// The stream that dead-lettered entries are copied to, with an `error` field.
+    pub dead_letter_stream: String,
+}
+
+/// Receives integration events from a consumer group and hands them to an [`Inbox`]: `XACK`
+/// after the inbox committed; a failed entry stays pending and is claimed again
+/// (`XAUTOCLAIM`) after [`RedisConsumerConfig::claim_idle`]; after
+/// [`Retries::max_deliveries`] deliveries it is copied to the dead-letter stream and acked.
+#[derive(Debug)]
+pub struct RedisConsumer {
+    conn: MultiplexedConnection,
+    config: RedisConsumerConfig,
+}
+
+impl RedisConsumer {
+    /// Connects and creates the group (from the stream's start) if missing.
+    pub async fn connect(config: RedisConsumerConfig) -> Result<Self> {
+        let mut conn = connect(&config.url).await?;
+        let created: redis::RedisResult<()> = conn
+            .xgroup_create_mkstream(&config.stream, &config.group, "0")
+            .await;
+        if let Err(e) = created {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(r(e));
+            }
+        }
+        Ok(RedisConsumer { conn, config })
+    }
+
+    /// Receives until `shutdown` is cancelled; returns on a connection failure.
+    pub async fn run<I: Inbox + ?Sized>(
+        &self,
+        inbox: &I,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        while !shutdown.is_cancelled() {
+            let claimed = self.claim().await?;
+            for entry in claimed {
+                self.handle(inbox, entry).await?;
+            }
+            let mut conn = self.conn.clone();
+            let c = &self.config;
+            let opts = StreamReadOptions::default()
+                .group(&c.group, &c.consumer)
+                .count(100)
+                .block(200);
+            let keys = [&c.stream];
+            let read = conn.xread_options::<_, _, Option<StreamReadReply>>(&keys, &[">"], &opts);
+            let reply = tokio::select! {
+                reply = read => reply.map_err(r)?,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for entry in key.ids {
+                    self.handle(inbox, entry).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim(&self) -> Result<Vec<StreamId>> {
+        let c = &self.config;
+        let mut conn = self.conn.clone();
+        let idle = c.claim_idle.as_millis() as usize;
+        let reply: redis::streams::StreamAutoClaimReply = conn
+            .xautoclaim_options(
+                &c.stream,
+                &c.group,
+                &c.consumer,
+                idle,
+                "0-0",
+                StreamAutoClaimOptions::default().count(100),
+            )
+            .await
+            .map_err(r)?;
+        Ok(reply.claimed)
+    }
+
+    async fn deliveries(&self, id: &str) -> Result<u64> {
+        let c = &self.config;
+        let mut conn = self.conn.clone();
+        let pending: redis::streams::StreamPendingCountReply = conn
+            .xpending_count(&c.stream, &c.group, id, id, 1)
+            .await
+            .map_err(r)?;
+        Ok(pending.ids.first().map_or(1, |p| p.times_delivered as u64))
+    }
+
+    async fn handle<I: Inbox + ?Sized>(&self, inbox: &I, entry: StreamId) -> Result<()> {
+        let field = |k: &str| entry.get::<String>(k).unwrap_or_default();
+        let event = wire::from_fields(
+            &field("id"),
+            &field("type"),
+            &field("payload"),
+            &field("metadata"),
+        );
+        let delivery = self.deliveries(&entry.id).await?;
+        let c = &self.config;
+        let mut conn = self.conn.clone();
+        match deliver(inbox, event, delivery, &c.retries).await {
+            // Left pending: claimed again once idle for `claim_idle`.
+            Verdict::Retry => Ok(()),
+            Verdict::Ack => conn
+                .xack(&c.stream, &c.group, &[&entry.id])
+                .await
+                .map_err(r),
+            Verdict::DeadLetter(why) => {
+                let fields = [
+                    ("id", field("id")),
+                    ("type", field("type")),
+                    ("payload", field("payload")),
+                    ("metadata", field("metadata")),
+                    ("error", why),
+                    ("group", c.group.clone()),
+                ];
+                let _: String = conn
+                    .xadd(&c.dead_letter_stream, "*", &fields)
+                    .await
+                    .map_err(r)?;
+                conn.xack(&c.stream, &c.group, &[&entry.id])
+                    .await
+                    .map_err(r)
+            }
+        }
+    }
+}
