@@ -39,8 +39,9 @@ pub struct ConsumerStatus {
     pub checkpoint_name: String,
     /// The committed checkpoint, as this runner last saw it.
     pub checkpoint: Option<Cursor>,
-    /// Events it still has to handle, as last measured (`None`: not measured yet). Zero
-    /// whenever it is caught up; measured at most every few seconds while it catches up.
+    /// Events it still has to handle (`None`: not measured yet). Zero whenever it is caught
+    /// up; while it catches up, the last count less the events handled since, counted again
+    /// at most every 30 s (a count reads the rest of the log, so it is kept off the hot path).
     pub lag: Option<u64>,
     /// Events handled per second over the last minute.
     pub per_sec: f64,
@@ -72,7 +73,8 @@ struct Live {
     state: RunState,
     last_error: Option<String>,
     checkpoint: Option<Cursor>,
-    lag: Option<u64>,
+    /// The lag as counted, and the events handled when it was.
+    lag: Option<(u64, u64)>,
     lag_measured: Option<Instant>,
     lease_holder: Option<u64>,
     parked: u64,
@@ -92,8 +94,8 @@ pub(crate) struct Shared {
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// How often the lag is counted while a runner catches up.
-pub(crate) const LAG_EVERY: Duration = Duration::from_secs(2);
+/// How often the lag is counted again while a runner catches up.
+pub(crate) const LAG_EVERY: Duration = Duration::from_secs(30);
 
 impl Shared {
     pub(crate) fn new() -> Self {
@@ -156,7 +158,7 @@ impl Shared {
         live.state = RunState::Running;
         live.last_error = None;
         if caught_up {
-            live.lag = Some(0);
+            live.lag = Some((0, total));
         }
         let now = Instant::now();
         if live
@@ -186,7 +188,7 @@ impl Shared {
     pub(crate) fn caught_up(&self, checkpoint: Option<Cursor>) {
         let mut live = self.live();
         live.checkpoint = checkpoint;
-        live.lag = Some(0);
+        live.lag = Some((0, self.events.load(Ordering::Relaxed)));
         live.lag_measured = Some(Instant::now());
         if live.state == RunState::BackingOff {
             live.state = RunState::Running;
@@ -201,8 +203,9 @@ impl Shared {
     }
 
     pub(crate) fn set_lag(&self, lag: u64) {
+        let handled = self.events.load(Ordering::Relaxed);
         let mut live = self.live();
-        live.lag = Some(lag);
+        live.lag = Some((lag, handled));
         live.lag_measured = Some(Instant::now());
     }
 
@@ -229,7 +232,9 @@ impl Shared {
         };
         ConsumerStatus {
             checkpoint: live.checkpoint,
-            lag: live.lag,
+            lag: live
+                .lag
+                .map(|(lag, then)| lag.saturating_sub(events.saturating_sub(then))),
             per_sec,
             lease_holder: live.lease_holder,
             state: live.state,
