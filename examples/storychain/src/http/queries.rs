@@ -1,7 +1,7 @@
 //! Query routes: read models, read-your-writes by cursor, pages.
 
 use super::{ApiError, ApiState, AppJson, Caller};
-use crate::readmodel::{CatalogueQuery, ReadModels, Sort, PROJECTIONS};
+use crate::readmodel::{CatalogueQuery, ReadModels, Sort, StoryRow, PROJECTIONS};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use recount::projection::checkpoint_name;
@@ -123,6 +123,22 @@ pub struct StoryItem {
     pub branches: i64,
 }
 
+impl From<StoryRow> for StoryItem {
+    fn from(r: StoryRow) -> Self {
+        StoryItem {
+            story_id: r.story_id,
+            title: r.title,
+            genre: r.genre,
+            author: r.author,
+            status: r.status,
+            visibility: r.visibility,
+            votes: r.votes,
+            chapters: r.chapters,
+            branches: r.branches,
+        }
+    }
+}
+
 /// A page of the catalogue.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CataloguePage {
@@ -161,20 +177,7 @@ pub async fn catalogue(
     };
     let rows = models(&s).await?.catalogue(&q)?;
     let next = next_page(offset, limit, rows.len());
-    let stories = rows
-        .into_iter()
-        .map(|r| StoryItem {
-            story_id: r.story_id,
-            title: r.title,
-            genre: r.genre,
-            author: r.author,
-            status: r.status,
-            visibility: r.visibility,
-            votes: r.votes,
-            chapters: r.chapters,
-            branches: r.branches,
-        })
-        .collect();
+    let stories = rows.into_iter().map(StoryItem::from).collect();
     Ok(AppJson(CataloguePage { stories, next }))
 }
 
@@ -244,18 +247,10 @@ pub async fn story(
             votes: c.votes,
         })
         .collect();
-    let story = StoryItem {
-        story_id: row.story_id,
-        title: row.title,
-        genre: row.genre,
-        author: row.author,
-        status: row.status,
-        visibility: row.visibility,
-        votes: row.votes,
-        chapters: row.chapters,
-        branches: row.branches,
-    };
-    Ok(AppJson(StoryView { story, chapters }))
+    Ok(AppJson(StoryView {
+        story: row.into(),
+        chapters,
+    }))
 }
 
 /// A user's profile.
