@@ -70,6 +70,28 @@ pub enum Command {
         #[arg(long)]
         no_workers: bool,
     },
+    /// Publishes integration events (story.published, chapter.published, pr.merged,
+    /// user.registered) to a broker until stopped.
+    Relay {
+        /// The broker: nats, redis or rabbitmq.
+        #[arg(long, value_enum)]
+        to: crate::relay::Broker,
+        /// The broker's URL (default: its standard port on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+        /// The NATS stream and subject prefix, Redis key prefix or RabbitMQ exchange.
+        #[arg(long, default_value = "storychain")]
+        name: String,
+        /// Only these integration events, comma-separated (default: all four).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Publish what the log holds now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+    },
     /// Lists projections with version, checkpoint and lag.
     Projections {
         /// The database.

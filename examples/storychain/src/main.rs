@@ -35,6 +35,22 @@ fn main() -> std::process::ExitCode {
                 db,
                 no_workers,
             } => commands::serve(&db.db, addr, !no_workers).await,
+            Command::Relay {
+                to,
+                url,
+                name,
+                only,
+                once,
+                db,
+            } => {
+                let options = storychain::relay::RelayOptions {
+                    url,
+                    name,
+                    only,
+                    ..storychain::relay::RelayOptions::new(to)
+                };
+                commands::relay(&db.db, options, once).await
+            }
             Command::Projections { db, catch_up } => commands::projections(&db.db, catch_up).await,
             Command::Events {
                 db,

@@ -91,6 +91,7 @@ impl ProcessManager for MergeManager {
             merged_by,
             chapter_id,
             at,
+            ..
         } = event.decode()?
         else {
             return Ok(());

@@ -5,7 +5,7 @@ use recount::testing::AggregateTest;
 use storychain::domain::{
     ChapterAccess, ChapterError, ChapterTree, ChapterTreeEvent, Engagement, EngagementError,
     EngagementEvent, Inbox, InboxError, InboxEvent, NewChapter, PrStatus, Proposal, PullRequest,
-    PullRequestError, PullRequestEvent, Target, Verdict,
+    PullRequestError, PullRequestEvent, Target, Verdict, Visibility,
 };
 
 fn t() -> DateTime<Utc> {
@@ -127,16 +127,18 @@ fn authors_edit_and_publish_their_chapters() {
     let published = ChapterTreeEvent::Published {
         story_id: "s1".into(),
         chapter_id: "c1".into(),
+        title: "Title c1".into(),
+        visibility: Some(Visibility::Private),
         at: t(),
     };
     AggregateTest::<ChapterTree>::given(root())
-        .when(|tr| tr.publish("s1", "c1", "ada", t()))
+        .when(|tr| tr.publish("s1", "c1", "ada", Visibility::Private, t()))
         .then_events([published.clone()]);
     AggregateTest::<ChapterTree>::given([created("c1", "ada", None), published])
-        .when(|tr| tr.publish("s1", "c1", "ada", t()))
+        .when(|tr| tr.publish("s1", "c1", "ada", Visibility::Private, t()))
         .then_error(ChapterError::AlreadyPublished("c1".into()));
     AggregateTest::<ChapterTree>::given(root())
-        .when(|tr| tr.publish("s1", "c1", "bob", t()))
+        .when(|tr| tr.publish("s1", "c1", "bob", Visibility::Private, t()))
         .then_error(ChapterError::NotAuthor);
 }
 
@@ -202,10 +204,11 @@ fn a_pull_request_is_opened_reviewed_and_merged() {
         author: "bob".into(),
         merged_by: "ada".into(),
         chapter_id: "c2".into(),
+        visibility: Some(Visibility::Public),
         at: t(),
     };
     let state = AggregateTest::<PullRequest>::given([opened(), reviewed(Verdict::Approve)])
-        .when(|p| p.merge("p1", "ada", true, "c2", t()))
+        .when(|p| p.merge("p1", "ada", true, "c2", Visibility::Public, t()))
         .then_events([merged]);
     assert_eq!(state.status, PrStatus::Merged);
 }
@@ -213,17 +216,17 @@ fn a_pull_request_is_opened_reviewed_and_merged() {
 #[test]
 fn merges_need_a_maintainer_and_an_approval() {
     AggregateTest::<PullRequest>::given([opened(), reviewed(Verdict::Approve)])
-        .when(|p| p.merge("p1", "eve", false, "c2", t()))
+        .when(|p| p.merge("p1", "eve", false, "c2", Visibility::Public, t()))
         .then_error(PullRequestError::NotMaintainer);
     AggregateTest::<PullRequest>::given([opened()])
-        .when(|p| p.merge("p1", "ada", true, "c2", t()))
+        .when(|p| p.merge("p1", "ada", true, "c2", Visibility::Public, t()))
         .then_error(PullRequestError::NotApproved);
     AggregateTest::<PullRequest>::given([
         opened(),
         reviewed(Verdict::Approve),
         reviewed(Verdict::RequestChanges),
     ])
-    .when(|p| p.merge("p1", "ada", true, "c2", t()))
+    .when(|p| p.merge("p1", "ada", true, "c2", Visibility::Public, t()))
     .then_error(PullRequestError::NotApproved);
 }
 
@@ -248,7 +251,7 @@ fn a_closed_pull_request_accepts_nothing_more() {
         .when(|p| p.review("p1", "ada", Verdict::Approve, "", t()))
         .then_error(PullRequestError::Closed(PrStatus::Rejected));
     AggregateTest::<PullRequest>::given(closed.clone())
-        .when(|p| p.merge("p1", "ada", true, "c2", t()))
+        .when(|p| p.merge("p1", "ada", true, "c2", Visibility::Public, t()))
         .then_error(PullRequestError::Closed(PrStatus::Rejected));
     AggregateTest::<PullRequest>::given(closed)
         .when(|p| p.reject("p1", "ada", true, "", t()))
@@ -259,6 +262,7 @@ fn a_closed_pull_request_accepts_nothing_more() {
         author: "bob".into(),
         merged_by: "ada".into(),
         chapter_id: "c2".into(),
+        visibility: Some(Visibility::Public),
         at: t(),
     };
     AggregateTest::<PullRequest>::given([opened(), reviewed(Verdict::Approve), merged])
@@ -360,4 +364,55 @@ fn a_notification_is_sent_once_per_key() {
     AggregateTest::<Inbox>::given_no_events()
         .when(|i| i.notify("u1", "pr_merged", "", "k", t()))
         .then_error(InboxError::Empty);
+}
+
+#[test]
+fn published_chapters_and_merges_stored_at_version_1_read_as_not_known_to_be_public() {
+    use recount::Event;
+    let chapter = ChapterTreeEvent::decode(
+        "chapter.published",
+        1,
+        r#"{"story_id":"s1","chapter_id":"c1","at":"2025-01-02T03:04:05Z"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        chapter,
+        ChapterTreeEvent::Published {
+            story_id: "s1".into(),
+            chapter_id: "c1".into(),
+            title: String::new(),
+            visibility: None,
+            at: t(),
+        }
+    );
+    let merged = PullRequestEvent::decode(
+        "pr.merged",
+        1,
+        r#"{"pr_id":"p1","story_id":"s1","author":"bob","merged_by":"ada","chapter_id":"c2","at":"2025-01-02T03:04:05Z"}"#,
+    )
+    .unwrap();
+    let PullRequestEvent::Merged { visibility, .. } = merged else {
+        panic!("not a merge: {merged:?}");
+    };
+    assert_eq!(visibility, None);
+}
+
+#[test]
+fn a_published_chapter_carries_its_latest_title() {
+    let edited = ChapterTreeEvent::Edited {
+        story_id: "s1".into(),
+        chapter_id: "c1".into(),
+        title: "Renamed".into(),
+        content: "Text".into(),
+        at: t(),
+    };
+    AggregateTest::<ChapterTree>::given([created("c1", "ada", None), edited])
+        .when(|tr| tr.publish("s1", "c1", "ada", Visibility::Public, t()))
+        .then_events([ChapterTreeEvent::Published {
+            story_id: "s1".into(),
+            chapter_id: "c1".into(),
+            title: "Renamed".into(),
+            visibility: Some(Visibility::Public),
+            at: t(),
+        }]);
 }

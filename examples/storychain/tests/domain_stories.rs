@@ -67,6 +67,9 @@ fn the_owner_updates_details() {
 fn publish_and_archive() {
     let published = StoryEvent::Published {
         story_id: "s1".into(),
+        title: "Dune".into(),
+        genre: Some(Genre::SciFi),
+        visibility: Some(Visibility::Public),
         at: t(),
     };
     let archived = StoryEvent::Archived {
@@ -212,4 +215,25 @@ fn join_leave_and_change_role() {
     AggregateTest::<Collaboration>::given_no_events()
         .when(|c| c.change_role("s1", "ada", "ada", "bob", Role::Editor, t()))
         .then_error(CollaborationError::NotMember("bob".into()));
+}
+
+#[test]
+fn a_story_published_at_version_1_reads_as_not_known_to_be_public() {
+    use recount::Event;
+    let old = StoryEvent::decode(
+        "story.published",
+        1,
+        r#"{"story_id":"s1","at":"2025-01-02T03:04:05Z"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        old,
+        StoryEvent::Published {
+            story_id: "s1".into(),
+            title: String::new(),
+            genre: None,
+            visibility: None,
+            at: t(),
+        }
+    );
 }

@@ -2,7 +2,7 @@
 
 use super::{by, exec, AppError, StoryChain, Written};
 use crate::domain::{
-    ChapterAccess, NewChapter, Proposal, Role, StoryStatus, Target, Verdict, Visibility,
+    ChapterAccess, NewChapter, Proposal, Role, Story, StoryStatus, Target, Verdict, Visibility,
 };
 use chrono::Utc;
 use uuid::Uuid;
@@ -76,9 +76,10 @@ impl StoryChain {
         chapter_id: &str,
         author: &str,
     ) -> Result<Written, AppError> {
+        let visibility = self.visibility_of(story_id).await?;
         let now = Utc::now();
         Ok(exec(&self.chapters, story_id, &by(author), |t| {
-            t.publish(story_id, chapter_id, author, now)
+            t.publish(story_id, chapter_id, author, visibility, now)
         })
         .await?)
     }
@@ -131,11 +132,12 @@ impl StoryChain {
     /// A maintainer (owner or editor) merges a pull request. The chapter itself is created by
     /// the merge process manager, in the same correlation.
     pub async fn merge_pr(&self, pr_id: &str, by_user: &str) -> Result<Written, AppError> {
-        let maintainer = self.is_maintainer(pr_id, by_user).await?;
+        let (maintainer, story) = self.maintainer_of(pr_id, by_user).await?;
+        let visibility = story.visibility.unwrap_or(Visibility::Private);
         let chapter_id = Uuid::now_v7().to_string();
         let now = Utc::now();
         Ok(exec(&self.prs, pr_id, &by(by_user), |p| {
-            p.merge(pr_id, by_user, maintainer, &chapter_id, now)
+            p.merge(pr_id, by_user, maintainer, &chapter_id, visibility, now)
         })
         .await?)
     }
@@ -147,7 +149,7 @@ impl StoryChain {
         by_user: &str,
         reason: &str,
     ) -> Result<Written, AppError> {
-        let maintainer = self.is_maintainer(pr_id, by_user).await?;
+        let (maintainer, _) = self.maintainer_of(pr_id, by_user).await?;
         let now = Utc::now();
         Ok(exec(&self.prs, pr_id, &by(by_user), |p| {
             p.reject(pr_id, by_user, maintainer, reason, now)
@@ -155,14 +157,25 @@ impl StoryChain {
         .await?)
     }
 
-    async fn is_maintainer(&self, pr_id: &str, user_id: &str) -> Result<bool, AppError> {
+    /// The story's visibility, as events that leave the service record it (a story that is
+    /// not there counts as private).
+    async fn visibility_of(&self, story_id: &str) -> Result<Visibility, AppError> {
+        Ok(self
+            .story(story_id)
+            .await?
+            .visibility
+            .unwrap_or(Visibility::Private))
+    }
+
+    /// Whether `user_id` may merge or reject the pull request, and its story.
+    async fn maintainer_of(&self, pr_id: &str, user_id: &str) -> Result<(bool, Story), AppError> {
         let pr = self.pull_request(pr_id).await?;
         if pr.story_id.is_empty() {
             return Err(AppError::NotFound("pull request"));
         }
         let story = self.story(&pr.story_id).await?;
         let role = self.role_of(&story, &pr.story_id, user_id).await?;
-        Ok(matches!(role, Some(Role::Owner | Role::Editor)))
+        Ok((matches!(role, Some(Role::Owner | Role::Editor)), story))
     }
 
     /// `user_id` votes +1 or -1 on a story or chapter; voting again replaces the vote.

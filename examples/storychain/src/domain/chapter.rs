@@ -5,6 +5,8 @@ use recount::aggregate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::Visibility;
+
 /// One chapter in the tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChapterNode {
@@ -12,6 +14,9 @@ pub struct ChapterNode {
     pub parent: Option<String>,
     /// Its author.
     pub author: String,
+    /// Its title, as last written.
+    #[serde(default)]
+    pub title: String,
     /// How many chapters continue it.
     pub children: u32,
     /// Whether it is published.
@@ -116,6 +121,7 @@ impl ChapterTree {
             ChapterNode {
                 parent,
                 author,
+                title,
                 children: 0,
                 published: false,
             },
@@ -145,11 +151,27 @@ impl ChapterTree {
         content: String,
         at: DateTime<Utc>,
     ) {
+        if let Some(c) = self.chapters.get_mut(&chapter_id) {
+            c.title = title;
+        }
     }
 
-    /// The chapter was published.
-    #[event(name = "chapter.published")]
-    fn published(&mut self, story_id: String, chapter_id: String, at: DateTime<Utc>) {
+    /// The chapter was published, with its title and the story's visibility at that moment.
+    /// Version 1 recorded neither; those events read as an empty title and no visibility
+    /// (not known to be public).
+    #[event(
+        name = "chapter.published",
+        version = 2,
+        upcast(from = 1, with = published_v1_to_v2)
+    )]
+    fn published(
+        &mut self,
+        story_id: String,
+        chapter_id: String,
+        title: String,
+        visibility: Option<Visibility>,
+        at: DateTime<Utc>,
+    ) {
         if let Some(c) = self.chapters.get_mut(&chapter_id) {
             c.published = true;
         }
@@ -240,6 +262,7 @@ impl ChapterTree {
         story_id: &str,
         chapter_id: &str,
         by: &str,
+        visibility: Visibility,
         now: DateTime<Utc>,
     ) -> Result<Vec<ChapterTreeEvent>, ChapterError> {
         let node = self.node(chapter_id)?;
@@ -252,6 +275,8 @@ impl ChapterTree {
         Ok(vec![ChapterTreeEvent::Published {
             story_id: story_id.to_owned(),
             chapter_id: chapter_id.to_owned(),
+            title: node.title.clone(),
+            visibility: Some(visibility),
             at: now,
         }])
     }
@@ -261,4 +286,14 @@ impl ChapterTree {
             .get(chapter_id)
             .ok_or_else(|| ChapterError::UnknownChapter(chapter_id.to_owned()))
     }
+}
+
+/// `chapter.published` v1 (`story_id`, `chapter_id`, `at`) to v2: the title and the story's
+/// visibility were not recorded.
+fn published_v1_to_v2(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("title").or_insert_with(|| "".into());
+        o.entry("visibility").or_insert(serde_json::Value::Null);
+    }
+    v
 }

@@ -6,6 +6,8 @@ use recount::aggregate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::Visibility;
+
 /// A review's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,8 +127,10 @@ impl PullRequest {
         self.reviews.insert(reviewer, verdict);
     }
 
-    /// A maintainer merged it; the chapter `chapter_id` is to be created from it.
-    #[event(name = "pr.merged")]
+    /// A maintainer merged it; the chapter `chapter_id` is to be created from it. It records
+    /// the story's visibility at that moment; version 1 did not (no visibility: not known to
+    /// be public).
+    #[event(name = "pr.merged", version = 2, upcast(from = 1, with = merged_v1_to_v2))]
     fn merged(
         &mut self,
         pr_id: String,
@@ -134,6 +138,7 @@ impl PullRequest {
         author: String,
         merged_by: String,
         chapter_id: String,
+        visibility: Option<Visibility>,
         at: DateTime<Utc>,
     ) {
         self.status = PrStatus::Merged;
@@ -209,13 +214,14 @@ impl PullRequest {
         }])
     }
 
-    /// A maintainer merges it as chapter `chapter_id`.
+    /// A maintainer merges it as chapter `chapter_id` of a story with `visibility`.
     pub fn merge(
         &self,
         pr_id: &str,
         by: &str,
         is_maintainer: bool,
         chapter_id: &str,
+        visibility: Visibility,
         now: DateTime<Utc>,
     ) -> Result<Vec<PullRequestEvent>, PullRequestError> {
         self.open_check()?;
@@ -233,6 +239,7 @@ impl PullRequest {
             author: self.author.clone(),
             merged_by: by.to_owned(),
             chapter_id: chapter_id.to_owned(),
+            visibility: Some(visibility),
             at: now,
         }])
     }
@@ -259,4 +266,12 @@ impl PullRequest {
             at: now,
         }])
     }
+}
+
+/// `pr.merged` v1 to v2: the story's visibility was not recorded.
+fn merged_v1_to_v2(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("visibility").or_insert(serde_json::Value::Null);
+    }
+    v
 }

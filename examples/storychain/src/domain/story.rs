@@ -208,9 +208,22 @@ impl Story {
         self.visibility = Some(visibility);
     }
 
-    /// The story was published.
-    #[event(name = "story.published")]
-    fn published(&mut self, story_id: String, at: DateTime<Utc>) {
+    /// The story was published, with what readers saw at that moment: its title, genre and
+    /// visibility. Version 1 recorded none of them; those events read as an empty title and
+    /// no genre or visibility (not known to be public).
+    #[event(
+        name = "story.published",
+        version = 2,
+        upcast(from = 1, with = published_v1_to_v2)
+    )]
+    fn published(
+        &mut self,
+        story_id: String,
+        title: String,
+        genre: Option<Genre>,
+        visibility: Option<Visibility>,
+        at: DateTime<Utc>,
+    ) {
         self.status = StoryStatus::Published;
     }
 
@@ -302,6 +315,9 @@ impl Story {
         }
         Ok(vec![StoryEvent::Published {
             story_id: story_id.to_owned(),
+            title: self.title.clone(),
+            genre: self.genre,
+            visibility: self.visibility,
             at: now,
         }])
     }
@@ -353,6 +369,16 @@ impl Story {
         }
         Ok(())
     }
+}
+
+/// `story.published` v1 (`story_id`, `at`) to v2: what was published was not recorded.
+fn published_v1_to_v2(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("title").or_insert_with(|| "".into());
+        o.entry("genre").or_insert(serde_json::Value::Null);
+        o.entry("visibility").or_insert(serde_json::Value::Null);
+    }
+    v
 }
 
 fn check_title(title: &str) -> Result<(), StoryError> {

@@ -71,7 +71,7 @@ impl Catalogue {
                     (&story_id, &title, genre.as_str(), vis, at_text(&at)),
                 )?;
             }
-            StoryEvent::Published { story_id, at } => {
+            StoryEvent::Published { story_id, at, .. } => {
                 self.status(tx, &story_id, "published", &at)?
             }
             StoryEvent::Archived { story_id, at } => self.status(tx, &story_id, "archived", &at)?,
