@@ -63,6 +63,7 @@ mod input;
 pub mod integration;
 mod memory;
 pub mod projection;
+mod query;
 mod repository;
 mod store;
 mod stream;
@@ -84,6 +85,7 @@ pub use input::{
     MAX_EVENT_TYPE_LEN, MAX_JSON_DEPTH, MAX_SCHEMA_VERSION, MAX_STREAM_VERSION,
 };
 pub use memory::InMemoryStore;
+pub use query::EventQuery;
 pub use repository::{
     command_event_id, CommandError, Executed, Loaded, Repository, RepositoryStats,
 };

@@ -1,8 +1,8 @@
 //! The store contract.
 
 use crate::{
-    AppendResult, Cursor, ExpectedVersion, LogBatch, LogFilter, NewEvent, RecordedEvent, Result,
-    Snapshot, StreamId,
+    AppendResult, Cursor, EventQuery, ExpectedVersion, LogBatch, LogFilter, NewEvent,
+    RecordedEvent, Result, Snapshot, StreamId,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -93,6 +93,59 @@ pub trait EventStore: Send + Sync + 'static {
         }
     }
 
+    /// Up to `limit` committed events after `query.after` that pass every condition of
+    /// `query`, in log order, and the cursor up to which the store looked, as
+    /// [`EventStore::read_all`] (item 6): every matching event at or before `last_seen` is in
+    /// this batch or an earlier one, so reading on from `last_seen` misses nothing.
+    ///
+    /// For people, not consumers (an events API, an operator's tool). The default pages
+    /// through [`EventStore::read_all`] with the query's filter and checks the rest of the
+    /// conditions on each event; SQL stores answer from their indexes.
+    async fn query(&self, query: &EventQuery, limit: usize) -> Result<LogBatch> {
+        let mut events = Vec::new();
+        let mut at = query.after;
+        while events.len() < limit {
+            let batch = self.read_all(at, &query.filter, 1_000).await?;
+            if batch.events.is_empty() && batch.last_seen == at {
+                break;
+            }
+            for event in batch.events {
+                if query.matches(&event) {
+                    at = event.cursor;
+                    events.push(event);
+                    if events.len() == limit {
+                        return Ok(LogBatch {
+                            events,
+                            last_seen: at,
+                        });
+                    }
+                }
+            }
+            at = batch.last_seen;
+        }
+        Ok(LogBatch {
+            events,
+            last_seen: at,
+        })
+    }
+
+    /// The committed event with id `id`, if any.
+    ///
+    /// The default pages through the whole log; SQL stores answer from their index.
+    async fn read_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>> {
+        let mut at = Cursor::START;
+        loop {
+            let batch = self.read_all(at, &LogFilter::all(), 1_000).await?;
+            if let Some(e) = batch.events.into_iter().find(|e| e.id == id) {
+                return Ok(Some(e));
+            }
+            if batch.last_seen == at {
+                return Ok(None);
+            }
+            at = batch.last_seen;
+        }
+    }
+
     /// Waits until events may have been appended after `after`, or until `timeout` passes.
     ///
     /// A hint for followers of the global log, never a guarantee: callers read again either
@@ -178,6 +231,12 @@ macro_rules! forward_store {
             }
             async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
                 (**self).count_after(after, filter).await
+            }
+            async fn query(&self, query: &EventQuery, limit: usize) -> Result<LogBatch> {
+                (**self).query(query, limit).await
+            }
+            async fn read_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>> {
+                (**self).read_event(id).await
             }
             async fn wait_for_append(&self, after: Cursor, timeout: Duration) {
                 (**self).wait_for_append(after, timeout).await

@@ -104,17 +104,16 @@ impl NatsSink {
         Ok((last, Some(through)))
     }
 
-    fn headers(event: &IntegrationEvent, expected_seq: u64, through: Cursor) -> HeaderMap {
+    /// The headers of `event`'s message, without the relay's own bookkeeping (the expected
+    /// last sequence and its position): `Nats-Msg-Id` (the event id), `Recount-Name`,
+    /// `Recount-Version`, `Recount-Source` and, when set, `Recount-Correlation-Id` and
+    /// `Recount-Causation-Id`. A publisher that writes the same messages by hand sends these.
+    pub fn message_headers(event: &IntegrationEvent) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             async_nats::header::NATS_MESSAGE_ID,
             event.id.to_string().as_str(),
         );
-        h.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-            expected_seq.to_string().as_str(),
-        );
-        h.insert(THROUGH, through.to_string().as_str());
         h.insert("Recount-Name", event.name.as_str());
         h.insert("Recount-Version", event.version.to_string().as_str());
         h.insert("Recount-Source", event.source.as_str());
@@ -124,6 +123,16 @@ impl NatsSink {
         if let Some(c) = event.causation_id {
             h.insert("Recount-Causation-Id", c.to_string().as_str());
         }
+        h
+    }
+
+    fn headers(event: &IntegrationEvent, expected_seq: u64, through: Cursor) -> HeaderMap {
+        let mut h = Self::message_headers(event);
+        h.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            expected_seq.to_string().as_str(),
+        );
+        h.insert(THROUGH, through.to_string().as_str());
         h
     }
 

@@ -89,7 +89,10 @@ impl RabbitSink {
         })
     }
 
-    fn properties(e: &IntegrationEvent) -> BasicProperties {
+    /// The properties of `e`'s message: persistent, `message_id` = the event id, JSON
+    /// content type, and headers `recount-name`, `recount-version`, `recount-source`,
+    /// `recount-cursor` and, when set, `recount-correlation-id` and `recount-causation-id`.
+    pub fn properties(e: &IntegrationEvent) -> BasicProperties {
         let mut h = FieldTable::default();
         let s = |v: String| AMQPValue::LongString(LongString::from(v));
         h.insert("recount-name".into(), s(e.name.clone()));

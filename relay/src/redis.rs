@@ -62,6 +62,18 @@ impl RedisConfig {
     }
 }
 
+/// The fields of `e`'s stream entry, as the sink writes them: `id`, `type` (the public name),
+/// `payload`, and `metadata` (version, correlation and causation ids, source, source version,
+/// cursor and time, as JSON). A publisher that writes the same entries by hand writes these.
+pub fn entry_fields(e: &IntegrationEvent) -> [(&'static str, String); 4] {
+    [
+        ("id", e.id.to_string()),
+        ("type", e.name.clone()),
+        ("payload", e.payload.clone()),
+        ("metadata", wire::meta_json(e)),
+    ]
+}
+
 /// A [`Sink`] to Redis Streams. See the [module docs](self).
 #[derive(Debug)]
 pub struct RedisSink {

@@ -5,8 +5,8 @@
 //! same suite.
 
 use crate::{
-    Cursor, Error, EventStore, ExpectedVersion, LogFilter, Metadata, NewEvent, RecordedEvent,
-    Snapshot, StreamId,
+    Cursor, Error, EventQuery, EventStore, ExpectedVersion, LogFilter, Metadata, NewEvent,
+    RecordedEvent, Snapshot, StreamId,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -947,4 +947,158 @@ pub async fn count_after_counts_what_the_log_holds<S: EventStore + Clone>(store:
         15,
         "nothing else was appended after start"
     );
+}
+
+/// Every event `query` returns, read in pages of `page` from `last_seen` to `last_seen`.
+async fn query_in_pages<S: EventStore>(
+    store: &S,
+    query: &EventQuery,
+    page: usize,
+) -> Vec<RecordedEvent> {
+    let mut out = Vec::new();
+    let mut q = query.clone();
+    loop {
+        let batch = store.query(&q, page).await.expect("query");
+        assert!(batch.events.len() <= page, "a page holds at most its limit");
+        assert!(batch.last_seen >= q.after, "last_seen never goes back");
+        if batch.events.is_empty() && batch.last_seen == q.after {
+            return out;
+        }
+        q.after = batch.last_seen;
+        out.extend(batch.events);
+    }
+}
+
+/// `query` keeps exactly the events that pass every condition (filter, stream, correlation id,
+/// time range), in log order; paged from `last_seen` it returns the same events with none
+/// missed or repeated.
+pub async fn queries_match_every_condition_and_page_without_gaps<S: EventStore + Clone>(store: S) {
+    let tag = Uuid::now_v7().simple().to_string();
+    let cat = format!("q{}", &tag[..12]);
+    let start = whole_log(&store)
+        .await
+        .last()
+        .map(|e| e.cursor)
+        .unwrap_or(Cursor::START);
+    let (a, b) = (fresh(&cat), fresh(&cat));
+    let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+    let with = |id: Uuid, n: u64, t: &str| {
+        event(&format!("{cat}.{t}"), n).with_metadata(Metadata {
+            correlation_id: Some(id),
+            ..Metadata::default()
+        })
+    };
+    store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![with(one, 0, "x"), with(two, 1, "y")],
+        )
+        .await
+        .unwrap();
+    store
+        .append(
+            &b,
+            ExpectedVersion::Any,
+            vec![with(one, 2, "y"), event(&format!("{cat}.x"), 3)],
+        )
+        .await
+        .unwrap();
+    // Later, on the store's clock: what a time range tells apart.
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let mut late = None;
+    while late.is_none() {
+        let written = store
+            .append(&a, ExpectedVersion::Any, vec![with(one, 4, "x")])
+            .await
+            .unwrap();
+        let e = &store.read_stream(&a, written.version, 1).await.unwrap()[0];
+        let earlier = &all_of_stream(&store, &b).await[1];
+        if e.recorded_at > earlier.recorded_at {
+            late = Some((e.recorded_at, e.cursor));
+        }
+    }
+    let (late_at, late_cursor) = late.unwrap();
+    let ours = LogFilter::all().category(&cat);
+    let base = EventQuery::after(start).filter(ours.clone());
+    let numbers = |events: &[RecordedEvent]| -> Vec<u64> {
+        events
+            .iter()
+            .map(|e| {
+                e.payload_as::<serde_json::Value>().unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let everything = query_in_pages(&store, &base, 1000).await;
+    let all_numbers = numbers(&everything);
+    assert_eq!(&all_numbers[..4], [0, 1, 2, 3], "log order");
+    assert!(all_numbers[4..].iter().all(|n| *n == 4));
+    let cursors: Vec<Cursor> = everything.iter().map(|e| e.cursor).collect();
+    let mut sorted = cursors.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(cursors, sorted, "in log order, each once");
+    for page in [1, 2, 3] {
+        assert_eq!(
+            query_in_pages(&store, &base, page).await,
+            everything,
+            "pages of {page} give the same events"
+        );
+    }
+    let by_one = query_in_pages(&store, &base.clone().correlation_id(one), 2).await;
+    let n_late = all_numbers.len() - 4;
+    let mut want = vec![0, 2];
+    want.extend(std::iter::repeat_n(4, n_late));
+    assert_eq!(numbers(&by_one), want, "correlation id");
+    assert_eq!(
+        numbers(&query_in_pages(&store, &base.clone().correlation_id(two), 2).await),
+        [1]
+    );
+    assert!(
+        query_in_pages(&store, &base.clone().correlation_id(Uuid::now_v7()), 2)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        numbers(&query_in_pages(&store, &base.clone().stream(b.clone()), 1).await),
+        [2, 3],
+        "stream"
+    );
+    let typed = EventQuery::after(start)
+        .filter(LogFilter::all().event_type(format!("{cat}.y")))
+        .correlation_id(one);
+    assert_eq!(
+        numbers(&query_in_pages(&store, &typed, 1).await),
+        [2],
+        "type and correlation"
+    );
+    let since = query_in_pages(&store, &base.clone().recorded(Some(late_at), None), 2).await;
+    assert!(!since.is_empty() && since.iter().all(|e| e.recorded_at >= late_at));
+    assert!(since.iter().any(|e| e.cursor == late_cursor));
+    let before = query_in_pages(&store, &base.clone().recorded(None, Some(late_at)), 2).await;
+    assert!(before.iter().all(|e| e.recorded_at < late_at));
+    assert_eq!(
+        since.len() + before.len(),
+        everything.len(),
+        "a time split loses and repeats nothing"
+    );
+    assert!(numbers(&before).starts_with(&[0, 1, 2, 3]));
+    let empty = store.query(&base, 0).await.unwrap();
+    assert!(empty.events.is_empty() && empty.last_seen <= everything[0].cursor);
+}
+
+/// `read_event` returns the committed event with that id, and `None` for an unknown id.
+pub async fn read_event_finds_an_event_by_its_id<S: EventStore + Clone>(store: S) {
+    let s = fresh("byid");
+    store
+        .append(&s, ExpectedVersion::NoStream, events("byid.made", 3))
+        .await
+        .unwrap();
+    let written = all_of_stream(&store, &s).await;
+    for e in &written {
+        assert_eq!(store.read_event(e.id).await.unwrap().as_ref(), Some(e));
+    }
+    assert_eq!(store.read_event(Uuid::now_v7()).await.unwrap(), None);
 }

@@ -143,7 +143,9 @@ macro_rules! conformance_tests {
             concurrent_checkpoint_writers_exactly_one_wins,
             invalid_input_is_rejected_before_anything_is_written,
             recorded_events_keep_what_was_appended,
-            count_after_counts_what_the_log_holds
+            count_after_counts_what_the_log_holds,
+            queries_match_every_condition_and_page_without_gaps,
+            read_event_finds_an_event_by_its_id
         );
         $crate::conformance_tests!(@each_in bad_input, $factory;
             impossible_snapshots_are_refused_and_change_nothing,
