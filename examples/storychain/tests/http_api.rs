@@ -372,28 +372,41 @@ async fn a_whole_story_life_through_the_api() {
         .map(|n| n["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"new_follower"), "{kinds:?}");
-    // The merge's correlation chain: the request's event and what the process manager did
-    // because of it all carry the request's correlation id.
-    let chain: Vec<RecordedEvent> = s
-        .log()
-        .await
-        .into_iter()
-        .filter(|e| e.metadata().unwrap().correlation_id == Some(correlation))
-        .collect();
-    let types: Vec<&str> = chain.iter().map(|e| e.event_type.as_str()).collect();
+    // The merge's correlation chain, from the events API: the request's event, then what the
+    // process manager did because of it, each naming its cause.
+    let chain = s
+        .eventually(
+            &format!("/events/correlation/{correlation}"),
+            Some(ADMIN),
+            |v| {
+                v["events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["type"] == "user.xp_credited"))
+            },
+        )
+        .await;
+    let chain = chain["events"].as_array().unwrap();
+    let types: Vec<&str> = chain.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types.first(), Some(&"pr.merged"), "{types:?}");
     assert!(
         types.iter().any(|t| t.starts_with("chapter.")),
         "the merged chapter: {types:?}"
     );
-    assert!(types.contains(&"user.xp_credited"), "{types:?}");
-    let merged_id = chain[0].id;
-    assert!(chain[1..]
+    let merged_id = chain[0]["id"].as_str().unwrap();
+    assert!(chain
         .iter()
-        .all(|e| e.metadata().unwrap().causation_id.is_some()));
-    assert!(chain[1..]
-        .iter()
-        .any(|e| e.metadata().unwrap().causation_id == Some(merged_id)));
+        .all(|e| e["correlation_id"] == correlation.to_string()));
+    assert!(chain[1..].iter().all(|e| e["causation_id"].is_string()));
+    assert!(chain[1..].iter().any(|e| e["causation_id"] == merged_id));
+    let in_log: Vec<String> = s
+        .log()
+        .await
+        .into_iter()
+        .filter(|e| e.metadata().unwrap().correlation_id == Some(correlation))
+        .map(|e| e.id.to_string())
+        .collect();
+    let from_api: Vec<&str> = chain.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(from_api, in_log, "the whole chain, in log order");
     s.stop().await;
 }
 
@@ -773,7 +786,12 @@ async fn the_openapi_document_lists_every_route() {
 async fn admin_routes_take_the_admin_token_and_refuse_user_tokens() {
     let s = Server::start().await;
     let (_, user) = s.register("ada").await;
-    for path in ["/admin/consumers", "/admin/dead-letters"] {
+    for path in [
+        "/admin/consumers",
+        "/admin/dead-letters",
+        "/events",
+        "/events/stats",
+    ] {
         let (status, v) = s.get(path, Some(&user)).await;
         assert_eq!(
             (status, error_code(&v)),
@@ -819,5 +837,124 @@ async fn admin_routes_take_the_admin_token_and_refuse_user_tokens() {
     let (status, v) = s.get("/health", None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["consumers"].as_array().unwrap().len(), names.len());
+    s.stop().await;
+}
+
+/// Follows `next` from `path` (which has a query string) until it is absent.
+async fn all_pages(s: &Server, path: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut url = path.to_owned();
+    loop {
+        let (status, v) = s.get(&url, Some(ADMIN)).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {v}");
+        out.extend(v["events"].as_array().unwrap().iter().cloned());
+        match v["next"].as_str() {
+            Some(next) => url = format!("{path}&after={next}"),
+            None => return out,
+        }
+    }
+}
+
+fn ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_api_filters_pages_and_finds_events() {
+    let s = Server::start().await;
+    let (_, ada) = s.register("ada").await;
+    s.register("bob").await;
+    let (story, _) = s.story_with_root(&ada, "Logbook", "mystery").await;
+    let log = s.log().await;
+    let want = |keep: &dyn Fn(&RecordedEvent) -> bool| -> Vec<String> {
+        log.iter()
+            .filter(|e| keep(e))
+            .map(|e| e.id.to_string())
+            .collect()
+    };
+
+    let users = all_pages(&s, "/events?category=user&limit=1").await;
+    assert_eq!(ids(&users), want(&|e| e.stream.category() == "user"));
+    assert!(users.len() >= 2);
+    let registered = all_pages(&s, "/events?type=user.registered&limit=1000").await;
+    assert_eq!(registered.len(), 2);
+    assert_eq!(
+        all_pages(&s, "/events?category=story&type=user.registered").await,
+        Vec::<Value>::new(),
+        "category and type must both hold"
+    );
+    assert_eq!(
+        ids(&all_pages(&s, "/events?category=user&type=user.registered&limit=1").await),
+        ids(&registered)
+    );
+    let stream = format!("story-{story}");
+    let of_story = all_pages(&s, &format!("/events?stream={stream}&limit=2")).await;
+    assert_eq!(ids(&of_story), want(&|e| e.stream.to_string() == stream));
+    assert_eq!(of_story[0]["type"], "story.created");
+    assert_eq!(of_story[0]["payload"]["title"], "Logbook");
+
+    // A time range splits the log with nothing lost or repeated.
+    let middle = &log[log.len() / 2];
+    let at = middle
+        .recorded_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let since = all_pages(&s, &format!("/events?from={at}&limit=3")).await;
+    let before = all_pages(&s, &format!("/events?to={at}&limit=3")).await;
+    assert!(ids(&since).contains(&middle.id.to_string()));
+    assert_eq!(since.len() + before.len(), log.len());
+
+    // One event.
+    let (status, v) = s.get(&format!("/events/{}", middle.id), Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["version"].as_u64()),
+        (Some(middle.event_type.as_str()), Some(middle.version))
+    );
+    let (status, v) = s
+        .get(&format!("/events/{}", uuid::Uuid::now_v7()), Some(ADMIN))
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    // Statistics, once the statistics model has read the log.
+    let total = log.len() as i64;
+    let stats = s
+        .eventually("/events/stats", Some(ADMIN), |v| v["total"] == total)
+        .await;
+    assert!(stats["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["type"] == "user.registered" && t["count"] == 2));
+
+    // Bad input, each a 400 naming the field.
+    for (path, field) in [
+        ("/events?limit=0", "limit"),
+        ("/events?limit=1001", "limit"),
+        ("/events?limit=many", "limit"),
+        ("/events?from=yesterday", "from"),
+        ("/events?to=2025-13-01T00:00:00Z", "to"),
+        ("/events?after=nowhere", "after"),
+        ("/events?stream=-nameless", "stream"),
+        ("/events?correlation_id=42", "correlation_id"),
+        ("/events/not-a-uuid", "event_id"),
+        ("/events/correlation/not-a-uuid", "correlation_id"),
+    ] {
+        let (status, v) = s.get(path, Some(ADMIN)).await;
+        assert_eq!(
+            (status, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{path}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{path}: {v}"
+        );
+    }
     s.stop().await;
 }

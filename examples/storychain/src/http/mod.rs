@@ -10,6 +10,7 @@ pub mod admin;
 mod auth;
 pub mod commands;
 mod error;
+pub mod events;
 pub mod queries;
 mod serve;
 pub mod types;
@@ -85,7 +86,8 @@ impl ApiState {
         commands::reject_pr, commands::vote, commands::comment, commands::bookmark,
         commands::progress, queries::catalogue, queries::story, queries::profile,
         queries::inbox, queries::stats, admin::health, admin::consumers,
-        admin::dead_letters, admin::retry_dead_letter,
+        admin::dead_letters, admin::retry_dead_letter, events::events, events::event,
+        events::correlation, events::stats,
     ),
     modifiers(&Security)
 )]
@@ -159,6 +161,13 @@ pub fn app(state: ApiState) -> Router {
             "/admin/dead-letters/{event_id}/retry",
             post(admin::retry_dead_letter),
         )
+        .route("/events", get(events::events))
+        .route("/events/stats", get(events::stats))
+        .route(
+            "/events/correlation/{correlation_id}",
+            get(events::correlation),
+        )
+        .route("/events/{event_id}", get(events::event))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)

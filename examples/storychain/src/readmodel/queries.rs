@@ -111,6 +111,10 @@ pub struct StatRow {
     pub event_type: String,
     /// How many.
     pub count: i64,
+    /// When the first was recorded (RFC 3339).
+    pub first_at: String,
+    /// When the last was recorded (RFC 3339).
+    pub last_at: String,
 }
 
 /// The read models, at the versions readers use.
@@ -320,11 +324,15 @@ impl ReadModels {
         let Some(t) = self.table("stats", "")? else {
             return Ok(Vec::new());
         };
-        let sql = format!("SELECT event_type, count FROM {t} ORDER BY count DESC, event_type");
+        let sql = format!(
+            "SELECT event_type, count, first_at, last_at FROM {t} ORDER BY count DESC, event_type"
+        );
         self.rows(&sql, [], |r| {
             Ok(StatRow {
                 event_type: r.get(0)?,
                 count: r.get(1)?,
+                first_at: r.get(2)?,
+                last_at: r.get(3)?,
             })
         })
     }
