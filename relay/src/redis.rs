@@ -2,11 +2,12 @@
 //!
 //! The sink keeps one stream per topic, `<prefix>:<topic>` (`story` of `story.published`),
 //! with fields `id`, `type` (the public name), `payload` and `metadata` (version,
-//! correlation, causation, source, cursor, time as JSON). One Lua script per batch adds every
-//! entry **and** sets the relay's position key `<prefix>:relay:<relay>` — Redis runs a script
-//! atomically, so the entries and the position are stored together or not at all — and it
-//! does so only if the key still holds the position this sink last saw (a compare-and-set
-//! that fences a relay that lost its lease). On start the sink reads the key and the relay
+//! correlation, causation, source, cursor, time as JSON). One transaction per batch adds every
+//! entry **and** sets the relay's position key `<prefix>:relay:<relay>` — `MULTI`/`EXEC`, so
+//! the entries and the position are stored together or not at all — and it does so only if
+//! the key still holds the position this sink last saw: the sink `WATCH`es the key, reads it,
+//! and `EXEC` applies nothing if anyone changed it since (a compare-and-set that fences a
+//! relay that lost its lease). On start the sink reads the key and the relay
 //! resumes after it. Durability is Redis's: with persistence off, a Redis restart loses the
 //! streams and the key together.
 
@@ -22,22 +23,6 @@ use redis::AsyncCommands;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// KEYS[1]: position key; KEYS[2..]: the stream of each event. ARGV[1]: expected position
-/// (`""`: none); ARGV[2]: new position; then id, type, payload, metadata per event.
-const PUBLISH: &str = r#"
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then
-  return redis.error_reply('RECOUNT_FENCED position is ' .. current)
-end
-for i = 2, #KEYS do
-  local a = 3 + (i - 2) * 4
-  redis.call('XADD', KEYS[i], '*', 'id', ARGV[a], 'type', ARGV[a + 1],
-             'payload', ARGV[a + 2], 'metadata', ARGV[a + 3])
-end
-redis.call('SET', KEYS[1], ARGV[2])
-return #KEYS - 1
-"#;
 
 /// Where a Redis relay publishes.
 #[derive(Debug, Clone)]
@@ -65,21 +50,44 @@ impl RedisConfig {
 /// The fields of `e`'s stream entry, as the sink writes them: `id`, `type` (the public name),
 /// `payload`, and `metadata` (version, correlation and causation ids, source, source version,
 /// cursor and time, as JSON). A publisher that writes the same entries by hand writes these.
-pub fn entry_fields(e: &IntegrationEvent) -> [(&'static str, String); 4] {
-    [
-        ("id", e.id.to_string()),
-        ("type", e.name.clone()),
-        ("payload", e.payload.clone()),
-        ("metadata", wire::meta_json(e)),
-    ]
+///
+/// `id` and `metadata` are made here; the name and payload are borrowed from `e`.
+pub fn entry_fields(e: &IntegrationEvent) -> EntryFields<'_> {
+    EntryFields {
+        id: e.id.to_string(),
+        metadata: wire::meta_json(e),
+        event: e,
+    }
+}
+
+/// The fields of one stream entry ([`entry_fields`]); [`EntryFields::pairs`] gives them to
+/// `XADD`.
+#[derive(Debug)]
+pub struct EntryFields<'a> {
+    id: String,
+    metadata: String,
+    event: &'a IntegrationEvent,
+}
+
+impl EntryFields<'_> {
+    /// `(field, value)` in order: `id`, `type`, `payload`, `metadata`.
+    pub fn pairs(&self) -> [(&'static str, &str); 4] {
+        [
+            ("id", self.id.as_str()),
+            ("type", self.event.name.as_str()),
+            ("payload", self.event.payload.as_str()),
+            ("metadata", self.metadata.as_str()),
+        ]
+    }
 }
 
 /// A [`Sink`] to Redis Streams. See the [module docs](self).
 #[derive(Debug)]
 pub struct RedisSink {
-    conn: MultiplexedConnection,
+    /// The sink's own connection: `WATCH` is a connection's state, so nothing else may send
+    /// on it between the `WATCH` and the `EXEC` (the lock keeps one batch at a time).
+    conn: tokio::sync::Mutex<MultiplexedConnection>,
     config: RedisConfig,
-    script: redis::Script,
     /// The position key's value as last seen (`None`: read it).
     position: Mutex<Option<Option<Cursor>>>,
 }
@@ -101,9 +109,8 @@ impl RedisSink {
     /// Connects.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         Ok(RedisSink {
-            conn: connect(&config.url).await?,
+            conn: tokio::sync::Mutex::new(connect(&config.url).await?),
             config,
-            script: redis::Script::new(PUBLISH),
             position: Mutex::new(None),
         })
     }
@@ -119,7 +126,7 @@ impl Sink for RedisSink {
         if let Some(p) = *lock(&self.position) {
             return Ok(p);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.lock().await;
         let stored: Option<String> = conn.get(self.config.position_key()).await.map_err(r)?;
         let at = stored.map(|s| s.parse::<Cursor>()).transpose()?;
         *lock(&self.position) = Some(at);
@@ -131,25 +138,61 @@ impl Sink for RedisSink {
             return Err(r("position not loaded"));
         };
         let through = wire::through(expected, events);
-        let mut inv = self.script.prepare_invoke();
-        inv.key(self.config.position_key());
-        inv.arg(expected.map(|c| c.to_string()).unwrap_or_default());
-        inv.arg(through.map(|c| c.to_string()).unwrap_or_default());
-        for e in events {
-            inv.key(self.config.stream(e.topic()));
-            inv.arg(e.id.to_string())
-                .arg(&e.name)
-                .arg(&e.payload)
-                .arg(wire::meta_json(e));
+        let key = self.config.position_key();
+        let expected = expected.map(|c| c.to_string()).unwrap_or_default();
+        let mut conn = self.conn.lock().await;
+        let outcome: redis::RedisResult<std::result::Result<(), String>> = async {
+            // `WATCH` and the read in one round trip.
+            let (current,): (Option<String>,) = redis::pipe()
+                .cmd("WATCH")
+                .arg(&key)
+                .ignore()
+                .get(&key)
+                .query_async(&mut *conn)
+                .await?;
+            if current.as_deref().unwrap_or("") != expected {
+                let () = redis::cmd("UNWATCH").query_async(&mut *conn).await?;
+                return Ok(Err(current.unwrap_or_default()));
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            // Most batches hold one topic or a few: each stream key is made once.
+            let mut keys: Vec<(&str, String)> = Vec::new();
+            for e in events {
+                let topic = e.topic();
+                let at = match keys.iter().position(|(t, _)| *t == topic) {
+                    Some(at) => at,
+                    None => {
+                        keys.push((topic, self.config.stream(topic)));
+                        keys.len() - 1
+                    }
+                };
+                pipe.xadd(&keys[at].1, "*", &entry_fields(e).pairs())
+                    .ignore();
+            }
+            pipe.set(&key, through.map(|c| c.to_string()).unwrap_or_default())
+                .ignore();
+            let reply: redis::Value = pipe.query_async(&mut *conn).await?;
+            // `EXEC` answers nil, having applied nothing, when the key changed after `WATCH`.
+            Ok(match reply {
+                redis::Value::Nil => Err("(changed while publishing)".to_owned()),
+                _ => Ok(()),
+            })
         }
-        let mut conn = self.conn.clone();
-        match inv.invoke_async::<i64>(&mut conn).await {
-            Ok(_) => {
+        .await;
+        match outcome {
+            Ok(Ok(())) => {
                 *lock(&self.position) = Some(through);
                 Ok(())
             }
+            Ok(Err(current)) => {
+                *lock(&self.position) = None;
+                Err(r(format!(
+                    "fenced: the position key holds `{current}`, not `{expected}`: another relay published"
+                )))
+            }
             Err(e) => {
-                // Stored or not, fenced or not: read the position again before going on.
+                // Stored or not: read the position again before going on.
                 *lock(&self.position) = None;
                 Err(r(e))
             }

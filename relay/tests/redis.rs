@@ -182,3 +182,61 @@ async fn redis_consumer_sigkilled_mid_message_loses_nothing_and_handles_each_eve
         scenarios::consumer_killed_mid_message_loses_nothing(TEST, &Redis::new()).await;
     }
 }
+
+fn integration_event(n: u64) -> IntegrationEvent {
+    IntegrationEvent {
+        id: Uuid::now_v7(),
+        name: "thing.happened".into(),
+        version: 1,
+        payload: format!(r#"{{"n":{n}}}"#),
+        correlation_id: None,
+        causation_id: None,
+        source: recount::StreamId::new("thing", "t1").unwrap(),
+        source_version: n,
+        cursor: recount::Cursor::from_position(n),
+        occurred_at: chrono::Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sink_that_lost_its_place_is_fenced_and_adds_nothing() {
+    if !up("redis_sink_that_lost_its_place_is_fenced_and_adds_nothing") {
+        return;
+    }
+    let redis = Redis::new();
+    let (a, b) = (
+        RedisSink::connect(redis.config("fenced")).await.unwrap(),
+        RedisSink::connect(redis.config("fenced")).await.unwrap(),
+    );
+    // Both see an empty position; B publishes first and moves it.
+    assert_eq!(a.published_through().await.unwrap(), None);
+    assert_eq!(b.published_through().await.unwrap(), None);
+    b.publish(&[integration_event(1), integration_event(2)])
+        .await
+        .unwrap();
+    let stream = redis.config("fenced").stream("thing");
+    assert_eq!(redis.entries(&stream).await.len(), 2);
+    // A still thinks nothing was published: its batch is refused whole.
+    let err = a.publish(&[integration_event(3)]).await.unwrap_err();
+    assert!(
+        err.is_retriable() && err.to_string().contains("fenced"),
+        "{err}"
+    );
+    assert_eq!(redis.entries(&stream).await.len(), 2, "nothing added");
+    // Having read the position again, it resumes after B's batch.
+    let at = a.published_through().await.unwrap();
+    assert_eq!(at, Some(recount::Cursor::from_position(2)));
+    a.publish(&[integration_event(3)]).await.unwrap();
+    let ids: Vec<String> = redis
+        .entries(&stream)
+        .await
+        .into_iter()
+        .map(|f| f["payload"].clone())
+        .collect();
+    assert_eq!(ids, [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]);
+    let mut conn = redis.conn().await;
+    let _: () = conn
+        .del(&[stream, redis.config("fenced").position_key()])
+        .await
+        .unwrap();
+}

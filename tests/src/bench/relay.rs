@@ -110,7 +110,10 @@ pub async fn run_relay(opts: &BenchOptions) -> Result<Vec<Row>> {
     let n = opts.size(50_000, 2_000);
     let (store, events) = seeded(n).await?;
     let mut rows = Vec::new();
-    for &(broker, port) in BROKERS {
+    // `RECOUNT_BENCH_BROKERS=redis,nats` measures only those (to profile one).
+    let only = std::env::var("RECOUNT_BENCH_BROKERS").ok();
+    let wanted = |b: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == b));
+    for &(broker, port) in BROKERS.iter().filter(|(b, _)| wanted(b)) {
         if !up(port) {
             if std::env::var_os("CI").is_some() {
                 return Err(recount::Error::store(format!(
@@ -260,6 +263,7 @@ mod redis {
             pipe.atomic();
             for ev in batch {
                 let fields = recount_relay::redis::entry_fields(ev);
+                let fields = fields.pairs();
                 pipe.xadd(format!("{prefix}:{}", ev.topic()), "*", &fields)
                     .ignore();
             }
