@@ -958,3 +958,124 @@ async fn the_events_api_filters_pages_and_finds_events() {
     }
     s.stop().await;
 }
+
+/// The kinds of `token`'s notifications, once at least `n` are there.
+async fn inbox_kinds(s: &Server, token: &str, n: usize) -> Vec<String> {
+    let inbox = s
+        .eventually("/users/me/inbox", Some(token), |v| {
+            v["notifications"].as_array().is_some_and(|a| a.len() >= n)
+        })
+        .await;
+    inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_tells_followers_collaborators_authors_and_owners() {
+    let s = Server::start().await;
+    let (ada, ada_t) = s.register("ada").await;
+    let (bob, bob_t) = s.register("bob").await;
+    let (_, cy_t) = s.register("cyr").await;
+    let (_, dan_t) = s.register("dan").await;
+    for token in [&bob_t, &dan_t] {
+        let (status, v) = s
+            .post("/users/me/following", token, json!({ "user_id": ada }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    // Dan stops following before the story is published: he is not told.
+    let (status, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/users/me/following/{ada}"),
+            Some(&dan_t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (story, root) = s.story_with_root(&ada_t, "Notices", "horror").await;
+    let (status, v) = s
+        .post(&format!("/stories/{story}/publish"), &ada_t, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Bob joins as a collaborator; Cy proposes; Ada rejects; Cy comments; Bob leaves.
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/collaborators"),
+            &ada_t,
+            json!({ "user_id": bob, "role": "writer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/collaborators/me"),
+            &bob_t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .post(
+            &format!("/stories/{story}/pulls"),
+            &cy_t,
+            json!({ "base_chapter": root, "title": "Next", "content": "cy's idea" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let pr = v["id"].as_str().unwrap().to_owned();
+    let (status, v) = s
+        .post(
+            &format!("/pulls/{pr}/reject"),
+            &ada_t,
+            json!({ "reason": "not yet" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .post(
+            "/comments",
+            &cy_t,
+            json!({ "target": { "story_id": story }, "text": "shame" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/stories/{story}/collaborators/me"),
+            Some(&bob_t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let bob_kinds = inbox_kinds(&s, &bob_t, 3).await;
+    for kind in ["story_published", "invited", "pr_opened"] {
+        assert!(
+            bob_kinds.iter().any(|k| k == kind),
+            "bob: {kind} in {bob_kinds:?}"
+        );
+    }
+    let cy_kinds = inbox_kinds(&s, &cy_t, 1).await;
+    assert!(cy_kinds.iter().any(|k| k == "pr_rejected"), "{cy_kinds:?}");
+    assert!(
+        !cy_kinds.iter().any(|k| k == "story_published"),
+        "cy follows no one"
+    );
+    let ada_kinds = inbox_kinds(&s, &ada_t, 5).await;
+    let count = |k: &str| ada_kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(count("collaborator"), 2, "joined and left: {ada_kinds:?}");
+    assert_eq!(count("pr_opened"), 1, "{ada_kinds:?}");
+    assert_eq!(count("comment"), 1, "{ada_kinds:?}");
+    let dan_kinds = inbox_kinds(&s, &dan_t, 0).await;
+    assert!(
+        !dan_kinds.iter().any(|k| k == "story_published"),
+        "an unfollower is not told: {dan_kinds:?}"
+    );
+    s.stop().await;
+}

@@ -4,15 +4,16 @@
 use super::progress::{Award, Progress};
 use super::{at_text, ddl, decode, run, Filtered};
 use crate::domain::{
-    ChapterTreeEvent, CollaborationEvent, InboxEvent, PullRequestEvent, StoryEvent, UserEvent,
-    Verdict,
+    ChapterTreeEvent, CollaborationEvent, EngagementEvent, InboxEvent, PullRequestEvent,
+    StoryEvent, UserEvent, Verdict,
 };
 use recount::{Error, RecordedEvent};
 use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
 use recount_sqlite::SqliteReadModel;
 
-/// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories` and its own progress tables
-/// (`inbox_v<n>_xp_*`) to notice level-ups and badges.
+/// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories`, `_followers` and `_members` (who
+/// follows whom, who collaborates on what) and its own progress tables (`inbox_v<n>_xp_*`) to
+/// notice level-ups and badges.
 #[derive(Debug)]
 pub(crate) struct InboxModel {
     t: String,
@@ -69,6 +70,27 @@ impl InboxModel {
         Ok(self.lookup(tx, &sql, story_id)?.unwrap_or_default())
     }
 
+    /// The users of one column of `sql` (one `?1` parameter).
+    fn users(&self, tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Vec<String>, Error> {
+        let mut stmt = tx.prepare_cached(sql).map_err(Error::store)?;
+        let rows = stmt
+            .query_map([key], |r| r.get::<_, String>(0))
+            .map_err(Error::store)?;
+        rows.collect::<Result<_, _>>().map_err(Error::store)
+    }
+
+    /// The same message to each of `users`.
+    fn to_each(users: Vec<String>, kind: &'static str, message: &str) -> Vec<Note> {
+        users
+            .into_iter()
+            .map(|user| Note {
+                user,
+                kind,
+                message: message.to_owned(),
+            })
+            .collect()
+    }
+
     fn story_note(&self, tx: &Transaction<'_>, event: StoryEvent) -> Result<Vec<Note>, Error> {
         let t = &self.t;
         match event {
@@ -89,6 +111,18 @@ impl InboxModel {
                     &format!("UPDATE {t}_stories SET title = ?2 WHERE story_id = ?1"),
                     (&story_id, &title),
                 )?;
+            }
+            StoryEvent::Published { story_id, .. } => {
+                let (owner, title) = self.story(tx, &story_id)?;
+                let followers = self.users(
+                    tx,
+                    &format!(
+                        "SELECT follower FROM {t}_followers WHERE user_id = ?1 ORDER BY follower"
+                    ),
+                    &owner,
+                )?;
+                let message = format!("{} published “{title}”", self.name(tx, &owner)?);
+                return Ok(Self::to_each(followers, "story_published", &message));
             }
             StoryEvent::MilestoneReached {
                 owner,
@@ -123,15 +157,43 @@ impl InboxModel {
                     "{} opened a pull request on “{title}”: {pr_title}",
                     self.name(tx, &author)?
                 );
-                if owner == author {
-                    vec![]
+                // The owner and every collaborator, but not the author.
+                let t = &self.t;
+                let mut users = self.users(
+                    tx,
+                    &format!(
+                        "SELECT user_id FROM {t}_members WHERE story_id = ?1 ORDER BY user_id"
+                    ),
+                    &story_id,
+                )?;
+                users.push(owner);
+                users.sort();
+                users.dedup();
+                users.retain(|u| *u != author);
+                Self::to_each(users, "pr_opened", &message)
+            }
+            PullRequestEvent::Rejected {
+                story_id,
+                author,
+                rejected_by,
+                reason,
+                ..
+            } => {
+                let (_, title) = self.story(tx, &story_id)?;
+                let why = if reason.trim().is_empty() {
+                    String::new()
                 } else {
-                    vec![Note {
-                        user: owner,
-                        kind: "pr_opened",
-                        message,
-                    }]
-                }
+                    format!(": {reason}")
+                };
+                let message = format!(
+                    "{} rejected your pull request on “{title}”{why}",
+                    self.name(tx, &rejected_by)?
+                );
+                vec![Note {
+                    user: author,
+                    kind: "pr_rejected",
+                    message,
+                }]
             }
             PullRequestEvent::Reviewed {
                 story_id,
@@ -164,10 +226,28 @@ impl InboxModel {
         Ok(match (e.stream.category(), e.event_type.as_str()) {
             ("story", _) => self.story_note(tx, decode(e)?)?,
             ("pr", _) => self.pr_note(tx, decode(e)?)?,
+            ("user", "user.unfollowed") => match decode(e)? {
+                UserEvent::Unfollowed {
+                    user_id, followee, ..
+                } => {
+                    let sql = format!(
+                        "DELETE FROM {}_followers WHERE user_id = ?1 AND follower = ?2",
+                        self.t
+                    );
+                    run(tx, &sql, (&followee, &user_id))?;
+                    vec![]
+                }
+                _ => vec![],
+            },
             ("user", "user.followed") => match decode(e)? {
                 UserEvent::Followed {
                     user_id, followee, ..
                 } => {
+                    let sql = format!(
+                        "INSERT OR IGNORE INTO {}_followers (user_id, follower) VALUES (?1, ?2)",
+                        self.t
+                    );
+                    run(tx, &sql, (&followee, &user_id))?;
                     let message = format!("{} started following you", self.name(tx, &user_id)?);
                     vec![Note {
                         user: followee,
@@ -197,7 +277,7 @@ impl InboxModel {
                 }
                 _ => vec![],
             },
-            ("collaboration", "collaborator.invited") => match decode(e)? {
+            ("collaboration", _) => match decode(e)? {
                 CollaborationEvent::Invited {
                     story_id,
                     user_id,
@@ -216,6 +296,25 @@ impl InboxModel {
                         kind: "invited",
                         message,
                     }]
+                }
+                event => self.member_note(tx, event)?,
+            },
+            ("engagement", "comment.posted") => match decode(e)? {
+                EngagementEvent::CommentPosted {
+                    user_id, target, ..
+                } => {
+                    let (owner, title) = self.story(tx, &target.story_id)?;
+                    if owner.is_empty() || owner == user_id {
+                        vec![]
+                    } else {
+                        let message =
+                            format!("{} commented on “{title}”", self.name(tx, &user_id)?);
+                        vec![Note {
+                            user: owner,
+                            kind: "comment",
+                            message,
+                        }]
+                    }
                 }
                 _ => vec![],
             },
@@ -240,6 +339,64 @@ impl InboxModel {
             },
             _ => vec![],
         })
+    }
+}
+
+impl InboxModel {
+    /// Joined, left, role changed: kept in `_members`, and the owner told (unless it was the
+    /// owner's own doing).
+    fn member_note(
+        &self,
+        tx: &Transaction<'_>,
+        event: CollaborationEvent,
+    ) -> Result<Vec<Note>, Error> {
+        let t = &self.t;
+        let (story_id, user_id, what) = match event {
+            CollaborationEvent::Joined {
+                story_id,
+                user_id,
+                role,
+                ..
+            } => {
+                let sql = format!(
+                    "INSERT OR IGNORE INTO {t}_members (story_id, user_id) VALUES (?1, ?2)"
+                );
+                run(tx, &sql, (&story_id, &user_id))?;
+                let role = format!("{role:?}").to_lowercase();
+                (story_id, user_id, format!("joined “{{title}}” as {role}"))
+            }
+            CollaborationEvent::Left {
+                story_id, user_id, ..
+            } => {
+                let sql = format!("DELETE FROM {t}_members WHERE story_id = ?1 AND user_id = ?2");
+                run(tx, &sql, (&story_id, &user_id))?;
+                (story_id, user_id, "left “{title}”".to_owned())
+            }
+            CollaborationEvent::RoleChanged {
+                story_id,
+                user_id,
+                role,
+                ..
+            } => {
+                let role = format!("{role:?}").to_lowercase();
+                (story_id, user_id, format!("is now {role} on “{{title}}”"))
+            }
+            _ => return Ok(vec![]),
+        };
+        let (owner, title) = self.story(tx, &story_id)?;
+        if owner.is_empty() || owner == user_id {
+            return Ok(vec![]);
+        }
+        let message = format!(
+            "{} {}",
+            self.name(tx, &user_id)?,
+            what.replace("{title}", &title)
+        );
+        Ok(vec![Note {
+            user: owner,
+            kind: "collaborator",
+            message,
+        }])
     }
 }
 
@@ -272,9 +429,16 @@ impl Filtered for InboxModel {
         "chapter.branched",
         "vote.cast",
         "vote.changed",
+        "story.published",
         "collaborator.invited",
+        "collaborator.joined",
+        "collaborator.left",
+        "collaborator.role_changed",
+        "user.unfollowed",
+        "comment.posted",
         "pr.opened",
         "pr.reviewed",
+        "pr.rejected",
         "notification.sent",
     ];
 }
@@ -287,7 +451,9 @@ impl SqliteReadModel for InboxModel {
             "CREATE TABLE IF NOT EXISTS {t} (event_id TEXT NOT NULL, user_id TEXT NOT NULL, kind TEXT NOT NULL,
                 message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (event_id, user_id, message));
              CREATE INDEX IF NOT EXISTS {t}_user ON {t} (user_id, at);
-             CREATE TABLE IF NOT EXISTS {t}_stories (story_id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {t}_stories (story_id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {t}_followers (user_id TEXT NOT NULL, follower TEXT NOT NULL, PRIMARY KEY (user_id, follower));
+             CREATE TABLE IF NOT EXISTS {t}_members (story_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (story_id, user_id));"
         ))
     }
 
@@ -316,7 +482,7 @@ impl SqliteReadModel for InboxModel {
         ddl(
             tx,
             &format!(
-                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories;",
+                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories; DROP TABLE IF EXISTS {t}_followers; DROP TABLE IF EXISTS {t}_members;",
                 t = self.t
             ),
         )
