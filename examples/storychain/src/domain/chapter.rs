@@ -96,7 +96,7 @@ pub enum ChapterError {
     Empty,
 }
 
-#[aggregate(category = "chapter", error = ChapterError)]
+#[aggregate(category = "chapter", error = ChapterError, snapshot_every = 100)]
 impl ChapterTree {
     /// A chapter was written: the story's first, or a continuation of `parent`.
     #[event(name = "chapter.created")]
