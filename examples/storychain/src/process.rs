@@ -236,3 +236,155 @@ impl ProcessManager for MilestoneManager {
         Ok(())
     }
 }
+
+/// Records level-ups and badges as events (`user.leveled_up`, `user.badge_earned`), so other
+/// consumers (and other services) can react to them.
+///
+/// The XP and badge rules live in one place, the profiles model (`readmodel::progress`): on
+/// each event that changes XP or a counter, the manager waits until the profiles model has
+/// applied that event, reads the users it concerns (the actor, or the author of what was voted
+/// on), and records what the model shows and the user's stream does not have yet. The user
+/// aggregate refuses a level or badge recorded twice, so a repeated look is harmless. Like the
+/// milestones manager it keeps no state of its own.
+#[derive(Debug)]
+pub struct AwardsManager {
+    app: StoryChain,
+    models: Mutex<ReadModels>,
+}
+
+/// How long the awards manager waits for the profiles model to apply an event before it
+/// gives the event back to its runner to try again.
+const PROFILES_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl AwardsManager {
+    /// The manager, sending commands through `app`'s repositories.
+    pub async fn new(app: StoryChain) -> Result<Self, recount::Error> {
+        let models = Mutex::new(ReadModels::open(app.store()).await?);
+        Ok(AwardsManager { app, models })
+    }
+
+    /// Waits until the profiles model has applied `event`.
+    async fn profiles_at(&self, event: &RecordedEvent) -> Result<(), BoxError> {
+        use recount::EventStore;
+        let store = self.app.store();
+        let version = crate::readmodel::active(store, "profiles").await?;
+        let name = recount::projection::checkpoint_name("profiles", version, None);
+        let deadline = std::time::Instant::now() + PROFILES_WAIT;
+        loop {
+            if store
+                .load_checkpoint(&name)
+                .await?
+                .is_some_and(|at| at >= event.cursor)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(recount::Error::retriable(format!(
+                    "the profiles model has not reached {} yet",
+                    event.cursor
+                ))
+                .into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The users whose XP or counters `event` changed.
+    fn concerned(&self, event: &RecordedEvent) -> Result<Vec<String>, BoxError> {
+        use crate::domain::{ChapterTreeEvent, StoryEvent, UserEvent};
+        Ok(match event.stream.category() {
+            "story" => match event.decode()? {
+                StoryEvent::Created { author, .. } => vec![author],
+                _ => vec![],
+            },
+            "chapter" => match event.decode()? {
+                ChapterTreeEvent::Created { author, .. }
+                | ChapterTreeEvent::Branched { author, .. } => vec![author],
+                _ => vec![],
+            },
+            "user" => match event.decode()? {
+                UserEvent::XpCredited { user_id, .. } => vec![user_id],
+                UserEvent::Followed { followee, .. } => vec![followee],
+                _ => vec![],
+            },
+            "engagement" => match event.decode()? {
+                EngagementEvent::VoteCast { target, .. }
+                | EngagementEvent::VoteChanged { target, .. } => self
+                    .models
+                    .lock()
+                    .map_err(|_| "read models poisoned")?
+                    .author_of(target.id())?
+                    .into_iter()
+                    .collect(),
+                _ => vec![],
+            },
+            _ => vec![],
+        })
+    }
+}
+
+#[async_trait]
+impl ProcessManager for AwardsManager {
+    type State = ();
+
+    fn name(&self) -> &str {
+        "awards"
+    }
+
+    fn filter(&self) -> LogFilter {
+        [
+            "story.created",
+            "chapter.created",
+            "chapter.branched",
+            "user.xp_credited",
+            "user.followed",
+            "vote.cast",
+            "vote.changed",
+        ]
+        .into_iter()
+        .fold(LogFilter::all(), LogFilter::event_type)
+    }
+
+    async fn handle(
+        &self,
+        _: &mut (),
+        event: &RecordedEvent,
+        steps: &mut Steps,
+    ) -> Result<(), BoxError> {
+        let users = self.concerned(event)?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        self.profiles_at(event).await?;
+        let at = event.recorded_at;
+        for user_id in users {
+            let shown = self
+                .models
+                .lock()
+                .map_err(|_| "read models poisoned")?
+                .level_and_badges(&user_id)?;
+            let Some((level, badges)) = shown else {
+                continue;
+            };
+            let recorded = self.app.user(&user_id).await?;
+            let level = u32::try_from(level).unwrap_or(0);
+            if level > recorded.level.max(1) {
+                let ctx = steps.named(&format!("{user_id}-level-{level}"));
+                let r = exec(&self.app.users, &user_id, &ctx, |u| {
+                    u.reach_level(&user_id, level, at)
+                })
+                .await;
+                done_or(r, |e| matches!(e, UserError::LevelAlreadyReached(_)))?;
+            }
+            for badge in badges.iter().filter(|b| !recorded.badges.contains(*b)) {
+                let ctx = steps.named(&format!("{user_id}-badge-{badge}"));
+                let r = exec(&self.app.users, &user_id, &ctx, |u| {
+                    u.earn_badge(&user_id, badge, at)
+                })
+                .await;
+                done_or(r, |e| matches!(e, UserError::BadgeAlreadyEarned(_)))?;
+            }
+        }
+        Ok(())
+    }
+}

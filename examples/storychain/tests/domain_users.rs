@@ -130,3 +130,41 @@ fn xp_is_credited_once_per_key() {
         .when(|u| u.credit_xp("u1", 0, "merge", "pr-1", t()))
         .then_error(UserError::InvalidCredit);
 }
+
+#[test]
+fn levels_only_go_up_and_badges_are_earned_once() {
+    let level = |n: u32| UserEvent::LeveledUp {
+        user_id: "u1".into(),
+        level: n,
+        at: t(),
+    };
+    let badge = |b: &str| UserEvent::BadgeEarned {
+        user_id: "u1".into(),
+        badge: b.into(),
+        at: t(),
+    };
+    AggregateTest::<User>::given([registered("u1")])
+        .when(|u| u.reach_level("u1", 2, t()))
+        .then_events([level(2)]);
+    AggregateTest::<User>::given([registered("u1")])
+        .when(|u| u.reach_level("u1", 1, t()))
+        .then_error(UserError::LevelAlreadyReached(1));
+    AggregateTest::<User>::given([registered("u1"), level(3)])
+        .when(|u| u.reach_level("u1", 3, t()))
+        .then_error(UserError::LevelAlreadyReached(3));
+    AggregateTest::<User>::given([registered("u1"), level(3)])
+        .when(|u| u.reach_level("u1", 5, t()))
+        .then_events([level(5)]);
+    AggregateTest::<User>::given_no_events()
+        .when(|u| u.reach_level("u1", 2, t()))
+        .then_error(UserError::NotRegistered);
+    AggregateTest::<User>::given([registered("u1")])
+        .when(|u| u.earn_badge("u1", "first-story", t()))
+        .then_events([badge("first-story")]);
+    AggregateTest::<User>::given([registered("u1"), badge("first-story")])
+        .when(|u| u.earn_badge("u1", "first-story", t()))
+        .then_error(UserError::BadgeAlreadyEarned("first-story".into()));
+    AggregateTest::<User>::given([registered("u1")])
+        .when(|u| u.earn_badge("u1", " ", t()))
+        .then_error(UserError::BadgeAlreadyEarned(" ".into()));
+}

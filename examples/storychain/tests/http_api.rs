@@ -160,6 +160,33 @@ impl Server {
         }
     }
 
+    /// Waits until the background consumers have handled the whole log and the log stops
+    /// growing (process managers write events of their own), so a test can compare the log
+    /// before and after something; fails after 20 s.
+    async fn settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = usize::MAX;
+        loop {
+            let (status, v) = self.get("/admin/consumers", Some(ADMIN)).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let idle = v["consumers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["lag"] == 0);
+            let len = self.log().await.len();
+            if idle && len == last {
+                return;
+            }
+            last = len;
+            assert!(
+                Instant::now() < deadline,
+                "the consumers never settled: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `path` until `done` holds for its body; fails after 20 s.
     async fn eventually(
         &self,
@@ -372,6 +399,50 @@ async fn a_whole_story_life_through_the_api() {
         .map(|n| n["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"new_follower"), "{kinds:?}");
+    // Level-ups and badges are events in the log, recorded by the awards process manager:
+    // Ada's story and chapters take her past 100 XP (level 2) and earn her first badges; Cy's
+    // merged pull request earns his.
+    let leveled = s
+        .eventually("/events?type=user.leveled_up", Some(ADMIN), |v| {
+            v["events"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["payload"]["user_id"] == ada && e["payload"]["level"] == 2)
+            })
+        })
+        .await;
+    let ada_level_2 = leveled["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["user_id"] == ada && e["payload"]["level"] == 2)
+        .count();
+    assert_eq!(ada_level_2, 1, "level 2 recorded once: {leveled}");
+    let badges = s
+        .eventually("/events?type=user.badge_earned", Some(ADMIN), |v| {
+            let has = |user: &str, badge: &str| {
+                v["events"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|e| e["payload"]["user_id"] == user && e["payload"]["badge"] == badge)
+                })
+            };
+            has(&ada, "first-story") && has(&ada, "first-branch") && has(&cy, "first-merged-pr")
+        })
+        .await;
+    let mut pairs: Vec<(String, String)> = badges["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["payload"]["user_id"].as_str().unwrap().to_owned(),
+                e["payload"]["badge"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let n = pairs.len();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), n, "each badge recorded once");
     // The merge's correlation chain, from the events API: the request's event, then what the
     // process manager did because of it, each naming its cause.
     let chain = s
@@ -426,6 +497,7 @@ async fn every_error_class_has_its_status_and_writes_nothing() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    s.settled().await;
     let before = s.log().await.len();
     let raw = |path: &str, body: &'static str| {
         s.client
@@ -579,6 +651,7 @@ async fn no_header_query_or_body_field_lets_one_user_act_as_another() {
     let s = Server::start().await;
     let (ada, ada_t) = s.register("ada").await;
     let (bob, _bob_t) = s.register("bob").await;
+    s.settled().await;
     let before = s.log().await.len();
     let body =
         json!({ "title": "Mine", "genre": "romance", "visibility": "public", "author": bob });
@@ -631,6 +704,7 @@ async fn twenty_users_voting_and_branching_at_once_leave_one_vote_each_and_total
     for i in 0..20 {
         users.push(s.register(&format!("voter{i}")).await.1);
     }
+    s.settled().await;
     let before = s.log().await.len();
     let s = std::sync::Arc::new(s);
     let tasks: Vec<_> = users
@@ -868,6 +942,7 @@ async fn the_events_api_filters_pages_and_finds_events() {
     let (_, ada) = s.register("ada").await;
     s.register("bob").await;
     let (story, _) = s.story_with_root(&ada, "Logbook", "mystery").await;
+    s.settled().await;
     let log = s.log().await;
     let want = |keep: &dyn Fn(&RecordedEvent) -> bool| -> Vec<String> {
         log.iter()

@@ -1,7 +1,7 @@
 //! Running what follows the log: process managers, projections, rebuilds.
 
 use super::{AppError, StoryChain};
-use crate::process::{MergeManager, MilestoneManager};
+use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{active, projection, AnyProjection, PROJECTIONS};
 use recount::projection::{checkpoint_name, rebuild, Process, Progress, Runner};
 use recount::{Cursor, EventStore};
@@ -62,7 +62,11 @@ impl StoryChain {
             store.clone(),
             Process::new(store.clone(), MilestoneManager::new(self.clone()).await?),
         );
-        Ok(merges.catch_up().await? + milestones.catch_up().await?)
+        let awards = Runner::new(
+            store.clone(),
+            Process::new(store.clone(), AwardsManager::new(self.clone()).await?),
+        );
+        Ok(merges.catch_up().await? + milestones.catch_up().await? + awards.catch_up().await?)
     }
 
     /// Runs projections and process managers until nothing is left: the milestone manager

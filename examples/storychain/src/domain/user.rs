@@ -19,6 +19,12 @@ pub struct User {
     /// SHA-256 (hex) of the user's API token secret; the token itself is never stored.
     #[serde(default)]
     pub token_hash: String,
+    /// The highest level recorded in the log (0: none yet; everyone starts at level 1).
+    #[serde(default)]
+    pub level: u32,
+    /// Badges recorded in the log.
+    #[serde(default)]
+    pub badges: BTreeSet<String>,
 }
 
 /// Why a user command is refused.
@@ -48,6 +54,12 @@ pub enum UserError {
     /// The same credit (same key) granted again.
     #[error("XP credit `{0}` was already granted")]
     AlreadyCredited(String),
+    /// A level at or below the one recorded.
+    #[error("level {0} was already reached")]
+    LevelAlreadyReached(u32),
+    /// A badge recorded twice, or one without a name.
+    #[error("badge `{0}` was already earned")]
+    BadgeAlreadyEarned(String),
 }
 
 #[aggregate(category = "user", error = UserError)]
@@ -107,6 +119,19 @@ impl User {
         at: DateTime<Utc>,
     ) {
         self.credits.insert(key);
+    }
+
+    /// The user reached a level: decided by the awards process manager from the XP rules,
+    /// recorded so that others can react.
+    #[event(name = "user.leveled_up")]
+    fn leveled_up(&mut self, user_id: String, level: u32, at: DateTime<Utc>) {
+        self.level = self.level.max(level);
+    }
+
+    /// The user earned a badge (decided like a level).
+    #[event(name = "user.badge_earned")]
+    fn badge_earned(&mut self, user_id: String, badge: String, at: DateTime<Utc>) {
+        self.badges.insert(badge);
     }
 
     fn registered_check(&self) -> Result<(), UserError> {
@@ -233,6 +258,44 @@ impl User {
             amount,
             reason: reason.to_owned(),
             key: key.to_owned(),
+            at: now,
+        }])
+    }
+}
+
+impl User {
+    /// Records that the user reached `level` (above the one recorded, and above 1).
+    pub fn reach_level(
+        &self,
+        user_id: &str,
+        level: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        if level <= self.level.max(1) {
+            return Err(UserError::LevelAlreadyReached(level));
+        }
+        Ok(vec![UserEvent::LeveledUp {
+            user_id: user_id.to_owned(),
+            level,
+            at: now,
+        }])
+    }
+
+    /// Records that the user earned `badge`, once.
+    pub fn earn_badge(
+        &self,
+        user_id: &str,
+        badge: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        self.registered_check()?;
+        if badge.trim().is_empty() || self.badges.contains(badge) {
+            return Err(UserError::BadgeAlreadyEarned(badge.to_owned()));
+        }
+        Ok(vec![UserEvent::BadgeEarned {
+            user_id: user_id.to_owned(),
+            badge: badge.to_owned(),
             at: now,
         }])
     }

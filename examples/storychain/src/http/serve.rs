@@ -1,7 +1,7 @@
 //! `storychain serve`: the API on a socket, the background consumers beside it.
 
 use super::{app, ApiState};
-use crate::process::{MergeManager, MilestoneManager};
+use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{active, projection, PROJECTIONS};
 use crate::{AppError, StoryChain};
 use recount::projection::{Process, Runner, Supervised, Supervisor};
@@ -33,6 +33,8 @@ pub async fn workers(app: &StoryChain) -> Result<Vec<Arc<dyn Supervised>>, AppEr
     runners.push(Arc::new(Runner::new(store.clone(), merges)));
     let milestones = Process::new(store.clone(), MilestoneManager::new(app.clone()).await?);
     runners.push(Arc::new(Runner::new(store.clone(), milestones)));
+    let awards = Process::new(store.clone(), AwardsManager::new(app.clone()).await?);
+    runners.push(Arc::new(Runner::new(store.clone(), awards)));
     Ok(runners)
 }
 

@@ -235,6 +235,8 @@ impl Progress {
             } => self.credit(tx, &user_id, i64::from(amount), "merged_prs", 1),
             // A token's hash is nobody's business but the API's.
             UserEvent::TokenIssued { .. } => Ok(Vec::new()),
+            // Recorded from what this model decides: nothing to count again.
+            UserEvent::LeveledUp { .. } | UserEvent::BadgeEarned { .. } => Ok(Vec::new()),
         }
     }
 

@@ -293,6 +293,43 @@ impl ReadModels {
             .collect())
     }
 
+    /// One user's level and badges in the profiles model (`None`: not there yet).
+    pub fn level_and_badges(&self, user_id: &str) -> Result<Option<(i64, Vec<String>)>, Error> {
+        let (Some(t), Some(b)) = (
+            self.table("profiles", "_users")?,
+            self.table("profiles", "_badges")?,
+        ) else {
+            return Ok(None);
+        };
+        let level = self.rows(
+            &format!("SELECT level FROM {t} WHERE user_id = ?1"),
+            [user_id],
+            |r| r.get::<_, i64>(0),
+        )?;
+        let Some(level) = level.first().copied() else {
+            return Ok(None);
+        };
+        let badges = self.rows(
+            &format!("SELECT badge FROM {b} WHERE user_id = ?1 ORDER BY badge"),
+            [user_id],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(Some((level, badges)))
+    }
+
+    /// The author of a story or chapter, as the profiles model knows it.
+    pub fn author_of(&self, target: &str) -> Result<Option<String>, Error> {
+        let Some(t) = self.table("profiles", "_authors")? else {
+            return Ok(None);
+        };
+        let found = self.rows(
+            &format!("SELECT author FROM {t} WHERE target = ?1"),
+            [target],
+            |r| r.get::<_, String>(0),
+        )?;
+        Ok(found.into_iter().next())
+    }
+
     /// A user's notifications, oldest first.
     pub fn inbox(&self, user_id: &str, limit: usize) -> Result<Vec<Notification>, Error> {
         self.inbox_page(user_id, limit, 0)
