@@ -51,8 +51,14 @@ impl StoryChain {
         Ok(n)
     }
 
-    /// Brings the process managers up to date; returns the events handled.
+    /// Brings the process managers up to date; returns the events handled. The awards
+    /// manager reads the profiles model at each event it handles, so the projections are
+    /// brought up to date (with what the other managers wrote) before it runs.
     pub async fn run_processes(&self) -> Result<u64, AppError> {
+        Ok(self.run_processes_counted().await?.processed)
+    }
+
+    async fn run_processes_counted(&self) -> Result<Settled, AppError> {
         let store = self.store();
         let merges = Runner::new(
             store.clone(),
@@ -62,11 +68,17 @@ impl StoryChain {
             store.clone(),
             Process::new(store.clone(), MilestoneManager::new(self.clone()).await?),
         );
+        let mut processed = merges.catch_up().await? + milestones.catch_up().await?;
+        let projected = self.run_projections().await?;
         let awards = Runner::new(
             store.clone(),
             Process::new(store.clone(), AwardsManager::new(self.clone()).await?),
         );
-        Ok(merges.catch_up().await? + milestones.catch_up().await? + awards.catch_up().await?)
+        processed += awards.catch_up().await?;
+        Ok(Settled {
+            processed,
+            projected,
+        })
     }
 
     /// Runs projections and process managers until nothing is left: the milestone manager
@@ -76,9 +88,10 @@ impl StoryChain {
         let mut settled = Settled::default();
         loop {
             settled.projected += self.run_projections().await?;
-            let n = self.run_processes().await?;
-            settled.processed += n;
-            if n == 0 {
+            let round = self.run_processes_counted().await?;
+            settled.projected += round.projected;
+            settled.processed += round.processed;
+            if round.processed == 0 {
                 return Ok(settled);
             }
         }

@@ -110,6 +110,6 @@ pub(crate) fn print_profiles(rows: &[ProfileRow]) {
 pub(crate) fn print_inbox(username: &str, notes: &[Notification]) {
     println!("  {username} ({} notifications)", notes.len());
     for n in notes {
-        println!("    [{:<12}] {}", n.kind, n.message);
+        println!("    [{:<15}] {}", n.kind, n.message);
     }
 }
