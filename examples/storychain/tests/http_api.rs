@@ -1154,3 +1154,65 @@ async fn the_inbox_tells_followers_collaborators_authors_and_owners() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_marked_read_up_to_a_time_or_all_at_once() {
+    let s = Server::start().await;
+    let (bob, bob_t) = s.register("bob").await;
+    let (_, cyr_t) = s.register("cyr").await;
+    let (_, dan_t) = s.register("dan").await;
+    let (_, eve_t) = s.register("eve").await;
+    for token in [&cyr_t, &dan_t, &eve_t] {
+        let (status, v) = s
+            .post("/users/me/following", token, json!({ "user_id": bob }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let inbox = s
+        .eventually("/users/me/inbox", Some(&bob_t), |v| v["unread"] == 3)
+        .await;
+    let notes = inbox["notifications"].as_array().unwrap();
+    assert!(notes.iter().all(|n| n["read"] == false), "{inbox}");
+    // Read through the second: the first two are read, the third is not.
+    let second = notes[1]["at"].as_str().unwrap();
+    let (status, v) = s
+        .post("/users/me/inbox/read", &bob_t, json!({ "through": second }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["events"][0]["type"], "inbox.read", "{v}");
+    let inbox = s
+        .eventually("/users/me/inbox", Some(&bob_t), |v| v["unread"] == 1)
+        .await;
+    let read: Vec<bool> = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["read"].as_bool().unwrap())
+        .collect();
+    assert_eq!(read, [true, true, false]);
+    // All at once; again changes nothing and writes nothing.
+    let (status, v) = s.post("/users/me/inbox/read", &bob_t, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    s.eventually("/users/me/inbox", Some(&bob_t), |v| v["unread"] == 0)
+        .await;
+    let (status, v) = s
+        .post("/users/me/inbox/read", &bob_t, json!({ "through": second }))
+        .await;
+    assert_eq!(
+        (status, v["events"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0)),
+        "{v}"
+    );
+    // Someone else's inbox is untouched.
+    let (_, v) = s.get("/users/me/inbox", Some(&cyr_t)).await;
+    assert_eq!(v["unread"], v["notifications"].as_array().unwrap().len());
+    let (status, v) = s
+        .post("/users/me/inbox/read", &bob_t, json!({ "through": "soon" }))
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_input"),
+        "{v}"
+    );
+    s.stop().await;
+}

@@ -157,7 +157,11 @@ async fn a_merge_creates_the_chapter_credits_xp_and_notifies_in_the_merge_correl
         store.clone(),
         Process::new(store, MergeManager::new(scene.app.clone())),
     );
-    assert_eq!(restarted.catch_up().await.unwrap(), 0, "nothing handled twice");
+    assert_eq!(
+        restarted.catch_up().await.unwrap(),
+        0,
+        "nothing handled twice"
+    );
 }
 
 /// Crashes after the inner manager sent its commands but before the runner saved its

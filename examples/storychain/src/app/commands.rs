@@ -62,6 +62,20 @@ impl StoryChain {
         .await?)
     }
 
+    /// `user_id` has read every notification up to `through` (default: now).
+    pub async fn mark_inbox_read(
+        &self,
+        user_id: &str,
+        through: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Written, AppError> {
+        let now = Utc::now();
+        let through = through.unwrap_or(now);
+        Ok(exec(&self.inboxes, user_id, &by(user_id), |i| {
+            i.mark_read(user_id, through, now)
+        })
+        .await?)
+    }
+
     /// `user_id` stops following `followee`.
     pub async fn unfollow(&self, user_id: &str, followee: &str) -> Result<Written, AppError> {
         let now = Utc::now();

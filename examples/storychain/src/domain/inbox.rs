@@ -1,7 +1,9 @@
-//! Explicit notifications sent by process managers (stream `inbox-<user id>`).
+//! Explicit notifications sent by process managers, and how far the user has read (stream
+//! `inbox-<user id>`).
 //!
 //! Most notifications are derived by the inbox read model from domain events; this aggregate
-//! carries the ones a process decides (a merged pull request), deduplicated by key.
+//! carries the ones a process decides (a merged pull request), deduplicated by key, and the
+//! user's "read through" mark.
 
 use chrono::{DateTime, Utc};
 use recount::aggregate;
@@ -13,6 +15,9 @@ use std::collections::BTreeSet;
 pub struct Inbox {
     /// Keys of notifications sent.
     pub sent: BTreeSet<String>,
+    /// Every notification up to this time is read.
+    #[serde(default)]
+    pub read_through: Option<DateTime<Utc>>,
 }
 
 /// Why a notification is refused.
@@ -39,6 +44,29 @@ impl Inbox {
         at: DateTime<Utc>,
     ) {
         self.sent.insert(key);
+    }
+
+    /// The user read every notification up to `through`.
+    #[event(name = "inbox.read")]
+    fn read(&mut self, user_id: String, through: DateTime<Utc>, at: DateTime<Utc>) {
+        self.read_through = self.read_through.max(Some(through));
+    }
+
+    /// Marks every notification up to `through` read; nothing when they already are.
+    pub fn mark_read(
+        &self,
+        user_id: &str,
+        through: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InboxEvent>, InboxError> {
+        if self.read_through.is_some_and(|t| t >= through) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![InboxEvent::Read {
+            user_id: user_id.to_owned(),
+            through,
+            at: now,
+        }])
     }
 
     /// Sends a notification, once per `key`.

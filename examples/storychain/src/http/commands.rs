@@ -60,6 +60,26 @@ pub async fn follow(State(s): State<ApiState>, me: Caller, AppJson(body): AppJso
     done(s.app.follow(&me.user_id, &body.user_id).await?)
 }
 
+/// Marks the caller's notifications read up to `through` (default: all of them).
+#[utoipa::path(post, path = "/users/me/inbox/read", request_body = MarkRead, tag = "users",
+    security(("token" = [])), responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn mark_read(
+    State(s): State<ApiState>,
+    me: Caller,
+    AppJson(body): AppJson<MarkRead>,
+) -> Done {
+    let through = body
+        .through
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::invalid(format!("`through` is not an RFC 3339 time: `{t}`")))
+        })
+        .transpose()?;
+    done(s.app.mark_inbox_read(&me.user_id, through).await?)
+}
+
 /// The caller stops following a user.
 #[utoipa::path(delete, path = "/users/me/following/{user_id}", tag = "users",
     params(("user_id" = String, Path, description = "The user followed")),

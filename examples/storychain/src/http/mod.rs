@@ -79,6 +79,7 @@ impl ApiState {
     info(title = "StoryChain", description = "A collaborative-fiction platform built on Recount."),
     paths(
         commands::register, commands::update_profile, commands::follow, commands::unfollow,
+        commands::mark_read,
         commands::create_story, commands::update_story, commands::publish_story,
         commands::archive_story, commands::add_chapter, commands::edit_chapter,
         commands::publish_chapter, commands::invite, commands::join, commands::leave,
@@ -116,6 +117,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/users/me/following", post(commands::follow))
         .route("/users/me/following/{user_id}", delete(commands::unfollow))
         .route("/users/me/inbox", get(queries::inbox))
+        .route("/users/me/inbox/read", post(commands::mark_read))
         .route("/users/{user_id}", get(queries::profile))
         .route(
             "/stories",

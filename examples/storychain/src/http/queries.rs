@@ -331,6 +331,11 @@ pub struct NotificationItem {
     pub kind: String,
     /// The text.
     pub message: String,
+    /// When (RFC 3339); pass it to `POST /users/me/inbox/read` to mark it and everything
+    /// before it read.
+    pub at: String,
+    /// Whether the caller has read it.
+    pub read: bool,
 }
 
 /// A page of the caller's inbox.
@@ -340,6 +345,8 @@ pub struct InboxPage {
     pub notifications: Vec<NotificationItem>,
     /// The token of the next page (`null`: last page).
     pub next: Option<String>,
+    /// How many of all the caller's notifications are unread.
+    pub unread: u64,
 }
 
 /// The caller's inbox, oldest first, in pages.
@@ -353,18 +360,23 @@ pub async fn inbox(
 ) -> Result<AppJson<InboxPage>, ApiError> {
     read_your_writes(&s, p.after.as_deref(), &headers).await?;
     let (limit, offset) = (limit(p.limit)?, offset(p.cursor.as_deref())?);
-    let rows = models(&s).await?.inbox_page(&me.user_id, limit, offset)?;
+    let models = models(&s).await?;
+    let rows = models.inbox_page(&me.user_id, limit, offset)?;
+    let unread = models.unread(&me.user_id)?;
     let next = next_page(offset, limit, rows.len());
     let notifications = rows
         .into_iter()
         .map(|n| NotificationItem {
             kind: n.kind,
             message: n.message,
+            at: n.at,
+            read: n.read,
         })
         .collect();
     Ok(AppJson(InboxPage {
         notifications,
         next,
+        unread,
     }))
 }
 

@@ -217,3 +217,12 @@ pub struct Progress {
     /// 0 to 100.
     pub percent: u8,
 }
+
+/// Mark notifications read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// Every notification at or before this time (RFC 3339, a notification's `at`) is read;
+    /// absent: all of them, as of now.
+    pub through: Option<String>,
+}

@@ -12,7 +12,7 @@ use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
 use recount_sqlite::SqliteReadModel;
 
 /// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories`, `_followers` and `_members` (who
-/// follows whom, who collaborates on what) and its own progress tables (`inbox_v<n>_xp_*`) to
+/// follows whom, who collaborates on what), `_read` (each user's read-through time) and its own progress tables (`inbox_v<n>_xp_*`) to
 /// notice level-ups and badges.
 #[derive(Debug)]
 pub(crate) struct InboxModel {
@@ -318,7 +318,22 @@ impl InboxModel {
                 }
                 _ => vec![],
             },
+            ("inbox", "inbox.read") => match decode(e)? {
+                InboxEvent::Read {
+                    user_id, through, ..
+                } => {
+                    let sql = format!(
+                        "INSERT INTO {t}_read (user_id, through) VALUES (?1, ?2)
+                         ON CONFLICT (user_id) DO UPDATE SET through = max(through, ?2)",
+                        t = self.t
+                    );
+                    run(tx, &sql, (&user_id, at_text(&through)))?;
+                    vec![]
+                }
+                _ => vec![],
+            },
             ("inbox", _) => match decode(e)? {
+                InboxEvent::Read { .. } => vec![],
                 InboxEvent::Sent {
                     user_id,
                     kind,
@@ -440,6 +455,7 @@ impl Filtered for InboxModel {
         "pr.reviewed",
         "pr.rejected",
         "notification.sent",
+        "inbox.read",
     ];
 }
 
@@ -453,7 +469,8 @@ impl SqliteReadModel for InboxModel {
              CREATE INDEX IF NOT EXISTS {t}_user ON {t} (user_id, at);
              CREATE TABLE IF NOT EXISTS {t}_stories (story_id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {t}_followers (user_id TEXT NOT NULL, follower TEXT NOT NULL, PRIMARY KEY (user_id, follower));
-             CREATE TABLE IF NOT EXISTS {t}_members (story_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (story_id, user_id));"
+             CREATE TABLE IF NOT EXISTS {t}_members (story_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (story_id, user_id));
+             CREATE TABLE IF NOT EXISTS {t}_read (user_id TEXT PRIMARY KEY, through TEXT NOT NULL);"
         ))
     }
 
@@ -482,7 +499,7 @@ impl SqliteReadModel for InboxModel {
         ddl(
             tx,
             &format!(
-                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories; DROP TABLE IF EXISTS {t}_followers; DROP TABLE IF EXISTS {t}_members;",
+                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories; DROP TABLE IF EXISTS {t}_followers; DROP TABLE IF EXISTS {t}_members; DROP TABLE IF EXISTS {t}_read;",
                 t = self.t
             ),
         )

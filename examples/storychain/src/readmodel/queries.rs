@@ -102,6 +102,10 @@ pub struct Notification {
     pub kind: String,
     /// The text.
     pub message: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Whether the user has read it.
+    pub read: bool,
 }
 
 /// Events of one type.
@@ -345,14 +349,39 @@ impl ReadModels {
         let Some(t) = self.table("inbox", "")? else {
             return Ok(Vec::new());
         };
-        let sql = format!("SELECT kind, message FROM {t} WHERE user_id = ?1 ORDER BY at, event_id, message LIMIT ?2 OFFSET ?3");
+        let read = self.read_through_sql(&t)?;
+        let sql = format!("SELECT kind, message, at, at <= {read} FROM {t} WHERE user_id = ?1 ORDER BY at, event_id, message LIMIT ?2 OFFSET ?3");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.rows(&sql, (user_id, limit, offset), |r| {
             Ok(Notification {
                 kind: r.get(0)?,
                 message: r.get(1)?,
+                at: r.get(2)?,
+                read: r.get(3)?,
             })
+        })
+    }
+
+    /// How many of the user's notifications are unread.
+    pub fn unread(&self, user_id: &str) -> Result<u64, Error> {
+        let Some(t) = self.table("inbox", "")? else {
+            return Ok(0);
+        };
+        let read = self.read_through_sql(&t)?;
+        let sql = format!("SELECT count(*) FROM {t} WHERE user_id = ?1 AND NOT (at <= {read})");
+        let n = self.rows(&sql, [user_id], |r| r.get::<_, i64>(0))?;
+        Ok(n.first().copied().unwrap_or(0).try_into().unwrap_or(0))
+    }
+
+    /// SQL for the user's (`?1`) read-through time, `''` (before everything) when none; an
+    /// inbox built before read marks existed has no `_read` table.
+    fn read_through_sql(&self, inbox: &str) -> Result<String, Error> {
+        Ok(match self.table("inbox", "_read")? {
+            Some(r) => format!(
+                "coalesce((SELECT through FROM {r} WHERE {r}.user_id = {inbox}.user_id), '')"
+            ),
+            None => "''".to_owned(),
         })
     }
 
