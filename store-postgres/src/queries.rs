@@ -60,6 +60,9 @@ const READ_STREAM: &str = "SELECT s.deleted, {columns} FROM {schema}.streams s \
 
 const STREAM_VERSION: &str = "SELECT version, deleted FROM {schema}.streams WHERE stream_id = $1";
 
+/// One event by id (the `events_event_id` unique index).
+const READ_EVENT: &str = "SELECT {columns} FROM {schema}.events e WHERE e.event_id = $1";
+
 /// The global log after a cursor, only below the snapshot's xmin: every transaction with a
 /// smaller id has finished, so no row can appear there later (store contract, item 5).
 ///
@@ -178,6 +181,7 @@ pub(crate) struct Queries {
     pub(crate) classify_retry: String,
     pub(crate) delete_stream: String,
     pub(crate) read_stream: String,
+    pub(crate) read_event: String,
     pub(crate) stream_version: String,
     pub(crate) read_all: String,
     pub(crate) read_all_filtered: String,
@@ -210,6 +214,7 @@ impl Queries {
             classify_retry: q(CLASSIFY_RETRY),
             delete_stream: q(DELETE_STREAM),
             read_stream: q(READ_STREAM),
+            read_event: q(READ_EVENT),
             stream_version: q(STREAM_VERSION),
             read_all: q(READ_ALL),
             read_all_filtered: q(READ_ALL_FILTERED),

@@ -126,6 +126,15 @@ impl PgEventStore {
         Ok(events)
     }
 
+    pub(crate) async fn read_event_impl(&self, id: Uuid) -> Result<Option<RecordedEvent>> {
+        let row = sqlx::query(&self.sql().read_event)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(store_error)?;
+        row.map(|row| decode_event(&row, 0)).transpose()
+    }
+
     /// One read of the global log; when it comes back short while committed events are held
     /// back behind an older open transaction, waits (bounded) for that transaction to end
     /// and reads again, so a read returns everything committed before it was called.

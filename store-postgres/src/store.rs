@@ -238,6 +238,10 @@ impl EventStore for PgEventStore {
         self.read_all_impl(after, filter, limit).await
     }
 
+    async fn read_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>> {
+        self.read_event_impl(id).await
+    }
+
     async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
         let (tx, pos) = crate::read::cursor_params(after);
         let n: i64 = sqlx::query_scalar(&self.sql().count_after)

@@ -78,6 +78,13 @@ pub(crate) const READ_STREAM: &str = concat!(
     " FROM events WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version LIMIT ?3"
 );
 
+/// One event by its id (the `events_event_id` index).
+pub(crate) const READ_EVENT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE event_id = ?1"
+);
+
 /// The global log after a position.
 pub(crate) const READ_LOG: &str = concat!(
     "SELECT ",

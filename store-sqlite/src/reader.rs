@@ -350,3 +350,15 @@ fn lossy(v: ValueRef<'_>) -> String {
         ValueRef::Null => String::new(),
     }
 }
+
+/// One event by its id.
+pub(crate) fn read_event(conn: &Connection, id: uuid::Uuid) -> Result<Option<RecordedEvent>> {
+    let mut stmt = conn
+        .prepare_cached(queries::READ_EVENT)
+        .map_err(error::db)?;
+    let mut rows = stmt.query([id.as_bytes()]).map_err(error::db)?;
+    match rows.next().map_err(error::db)? {
+        Some(row) => Decoder::default().decode(row).map(Some),
+        None => Ok(None),
+    }
+}

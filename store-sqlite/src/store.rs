@@ -255,6 +255,13 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
+    async fn read_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>> {
+        self.inner
+            .readers
+            .run(move |conn| reader::read_event(conn, id))
+            .await
+    }
+
     async fn count_after(&self, after: Cursor, filter: &LogFilter) -> Result<u64> {
         let filter = filter.clone();
         self.inner
