@@ -47,6 +47,7 @@
 //! # });
 //! ```
 
+mod active;
 mod consumer;
 mod deadletter;
 mod effects;
@@ -59,6 +60,7 @@ mod runner;
 mod status;
 mod supervisor;
 
+pub use active::{ActiveVersion, MakeRunner};
 pub use consumer::{checkpoint_name, partition_of, CheckpointMove, Consumer, ConsumerKind};
 pub use deadletter::{DeadLetter, DeadLetterPolicy};
 pub use effects::{Effects, SideEffect};
