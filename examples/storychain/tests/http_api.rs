@@ -1216,3 +1216,136 @@ async fn notifications_are_marked_read_up_to_a_time_or_all_at_once() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_through_the_admin_api_switches_readers_with_queries_answered_throughout() {
+    use storychain::readmodel::ReadModels;
+    // 20,000 events by default (a debug build under CI); the 100,000 with
+    // `STORYCHAIN_REBUILD_EVENTS=100000`.
+    let events: u64 = std::env::var("STORYCHAIN_REBUILD_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let s = Server::start().await;
+    let report = storychain::commands::generate_into(&s.app, events, 5, 2, |_| {})
+        .await
+        .unwrap();
+    assert!(report.events >= events, "{report:?}");
+    s.settled().await;
+    let live = ReadModels::open(s.app.store())
+        .await
+        .unwrap()
+        .dump("catalogue", 1)
+        .unwrap();
+    assert!(live.len() > 100);
+
+    let (status, v) = s
+        .post("/admin/projections/nonesuch/rebuild", ADMIN, json!({}))
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, job) = s
+        .post("/admin/projections/catalogue/rebuild", ADMIN, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (status, v) = s
+        .post("/admin/projections/catalogue/rebuild", ADMIN, json!({}))
+        .await;
+    assert_eq!(
+        (status, error_code(&v)),
+        (StatusCode::CONFLICT, "conflict"),
+        "{v}"
+    );
+
+    // Readers query throughout; every answer is a 200.
+    let s = std::sync::Arc::new(s);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let (s, done) = (s.clone(), done.clone());
+        async move {
+            let mut answered = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, v) = s.get("/stories?limit=5&sort=votes", None).await;
+                assert_eq!(status, StatusCode::OK, "during the rebuild: {v}");
+                assert!(!v["stories"].as_array().unwrap().is_empty(), "{v}");
+                answered += 1;
+            }
+            answered
+        }
+    });
+    let mut percents = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let job = loop {
+        let (status, job) = s.get(&format!("/admin/jobs/{id}"), Some(ADMIN)).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        percents.push(job["percent"].as_f64().unwrap());
+        if job["state"] != "running" {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild never finished: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = reader.await.unwrap();
+    assert!(answered > 0, "queries ran during the rebuild");
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["from_version"], 1);
+    assert_eq!(job["percent"], 100.0);
+    assert_eq!(job["old_dropped"], true, "{job}");
+    assert!(
+        percents.len() > 2,
+        "progress polled along the way: {percents:?}"
+    );
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1] + 1e-9),
+        "{percents:?}"
+    );
+    let models = ReadModels::open(s.app.store()).await.unwrap();
+    assert_eq!(
+        models.dump("catalogue", 2).unwrap(),
+        live,
+        "rebuilt equals live"
+    );
+    assert!(
+        models.dump("catalogue", 1).unwrap().is_empty(),
+        "v1 dropped"
+    );
+    // The server's runner follows the switch: v2 runs, and keeps up with new writes.
+    let (status, v) = s.get("/admin/consumers", Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        v["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["checkpoint_name"] == "projection:catalogue:v2"),
+        "{v}"
+    );
+    let (_, token) = s.register("latecomer").await;
+    let body = json!({ "title": "After the switch", "genre": "horror", "visibility": "public" });
+    let (status, created) = s.post("/stories", &token, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let cursor = created["cursor"].as_str().unwrap();
+    let (status, v) = s
+        .get(
+            &format!("/stories?after={cursor}&genre=horror&sort=recent&limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(
+        v["stories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["title"] == "After the switch"),
+        "{v}"
+    );
+    Server::stop_shared(s).await;
+}

@@ -3,7 +3,7 @@
 use super::{AppError, StoryChain};
 use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{active, projection, AnyProjection, PROJECTIONS};
-use recount::projection::{checkpoint_name, rebuild, Process, Progress, Runner};
+use recount::projection::{checkpoint_name, rebuild, ActiveVersion, Process, Progress, Runner};
 use recount::{Cursor, EventStore};
 use recount_sqlite::SqliteEventStore;
 
@@ -135,5 +135,36 @@ impl StoryChain {
         let next = projection(self.store(), name, from + 1)?;
         let n = rebuild(self.store(), next, Some(&previous), batch_size, progress).await?;
         Ok((from, from + 1, n))
+    }
+
+    /// Rebuilds projection `name` while the service runs: the next version is built beside
+    /// the active one, readers switch to it, and once no process runs the old version any
+    /// more (every [`ActiveVersion`] follows the switch within a second; a dead process's
+    /// lease expires) its tables are dropped. Returns `(from, to, events, old_dropped)`;
+    /// `old_dropped` is false when the old version was still running somewhere after
+    /// `stop_timeout` (its tables are then kept, and `rebuild` can drop them later).
+    pub async fn rebuild_live(
+        &self,
+        name: &str,
+        batch_size: usize,
+        stop_timeout: std::time::Duration,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<(u32, u32, u64, bool), AppError> {
+        let from = active(self.store(), name).await?;
+        let next = projection(self.store(), name, from + 1)?;
+        let n = rebuild(
+            self.store(),
+            next,
+            None::<&AnyProjection>,
+            batch_size,
+            progress,
+        )
+        .await?;
+        let old = checkpoint_name(name, from, None);
+        let stopped = ActiveVersion::wait_until_stopped(self.store(), &old, stop_timeout).await?;
+        if stopped {
+            projection(self.store(), name, from)?.drop_storage().await?;
+        }
+        Ok((from, from + 1, n, stopped))
     }
 }

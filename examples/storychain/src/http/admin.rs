@@ -5,8 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use recount::projection::{ConsumerStatus, DeadLetter, RunState};
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// Every consumer's status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,4 +166,160 @@ pub async fn health(State(s): State<ApiState>) -> (StatusCode, AppJson<Health>) 
         consumers,
     };
     (status, AppJson(body))
+}
+
+/// A rebuild started through the admin API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Job {
+    /// Its id.
+    pub id: String,
+    /// The projection rebuilt.
+    pub projection: String,
+    /// `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// The version being replaced (`null` until the job has read it).
+    pub from_version: Option<u32>,
+    /// Events handled so far.
+    pub done: u64,
+    /// Events still to handle (grows while appends go on).
+    pub remaining: u64,
+    /// Events per second so far.
+    pub per_sec: f64,
+    /// Estimated seconds left at that rate.
+    pub eta_secs: Option<f64>,
+    /// Percent done.
+    pub percent: f64,
+    /// Whether the old version's tables were dropped (they are kept while a process still
+    /// runs it).
+    pub old_dropped: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The rebuild jobs of this process, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Jobs(Arc<Mutex<HashMap<Uuid, Job>>>);
+
+impl Jobs {
+    fn update(&self, id: Uuid, f: impl FnOnce(&mut Job)) {
+        if let Some(job) = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&id)
+        {
+            f(job);
+        }
+    }
+
+    fn get(&self, id: Uuid) -> Option<Job> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Registers a job for `projection` unless one is running for it.
+    fn start(&self, projection: &str) -> Option<(Uuid, Job)> {
+        let mut jobs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs
+            .values()
+            .any(|j| j.projection == projection && j.state == "running")
+        {
+            return None;
+        }
+        let id = Uuid::now_v7();
+        let job = Job {
+            id: id.to_string(),
+            projection: projection.to_owned(),
+            state: "running",
+            from_version: None,
+            done: 0,
+            remaining: 0,
+            per_sec: 0.0,
+            eta_secs: None,
+            percent: 0.0,
+            old_dropped: false,
+            error: None,
+        };
+        jobs.insert(id, job.clone());
+        Some((id, job))
+    }
+}
+
+/// Events per batch of an admin rebuild.
+const REBUILD_BATCH: usize = 1_000;
+/// How long an admin rebuild waits for every process to stop the old version.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts rebuilding a projection beside the live one; readers switch when it has caught up,
+/// with no downtime. Poll the job with `GET /admin/jobs/{id}`.
+#[utoipa::path(post, path = "/admin/projections/{name}/rebuild", tag = "operations", security(("admin" = [])),
+    params(("name" = String, Path, description = "catalogue, chapters, profiles, stats or inbox")),
+    responses((status = 202, body = Job), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn rebuild(
+    State(s): State<ApiState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, AppJson<Job>), ApiError> {
+    if !crate::readmodel::PROJECTIONS.contains(&name.as_str()) {
+        return Err(ApiError::not_found("projection"));
+    }
+    let Some((id, job)) = s.jobs.start(&name) else {
+        return Err(ApiError::conflict(format!(
+            "a rebuild of `{name}` is already running"
+        )));
+    };
+    let (app, jobs) = (s.app.clone(), s.jobs.clone());
+    tokio::spawn(async move {
+        if let Ok(from) = crate::readmodel::active(app.store(), &name).await {
+            jobs.update(id, |j| j.from_version = Some(from));
+        }
+        let progress_jobs = jobs.clone();
+        let outcome = app
+            .rebuild_live(&name, REBUILD_BATCH, STOP_TIMEOUT, move |p| {
+                progress_jobs.update(id, |j| {
+                    j.done = p.done;
+                    j.remaining = p.remaining;
+                    j.per_sec = p.per_sec;
+                    j.eta_secs = p.eta.map(|d| d.as_secs_f64());
+                    let total = (p.done + p.remaining).max(1);
+                    j.percent = 100.0 * p.done as f64 / total as f64;
+                });
+            })
+            .await;
+        jobs.update(id, |j| match outcome {
+            Ok((_, _, _, dropped)) => {
+                j.state = "done";
+                j.percent = 100.0;
+                j.remaining = 0;
+                j.old_dropped = dropped;
+            }
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "rebuild failed");
+                j.state = "failed";
+                j.error = Some(e.to_string());
+            }
+        });
+    });
+    Ok((StatusCode::ACCEPTED, AppJson(job)))
+}
+
+/// A rebuild job's progress: done, remaining, events/s, ETA, state.
+#[utoipa::path(get, path = "/admin/jobs/{job_id}", tag = "operations", security(("admin" = [])),
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses((status = 200, body = Job), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn job(
+    State(s): State<ApiState>,
+    _: Admin,
+    Path(job_id): Path<String>,
+) -> Result<AppJson<Job>, ApiError> {
+    let id: Uuid = job_id
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("`job_id` is not a job id: `{job_id}`")))?;
+    s.jobs
+        .get(id)
+        .map(AppJson)
+        .ok_or_else(|| ApiError::not_found("job"))
 }

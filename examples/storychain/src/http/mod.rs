@@ -45,6 +45,8 @@ pub struct ApiState {
     /// Every consumer's runner (running here when `workers`, else kept for operations).
     consumers: Arc<Vec<Arc<dyn Supervised>>>,
     workers: bool,
+    /// Rebuild jobs started through the admin API, by id.
+    jobs: admin::Jobs,
 }
 
 impl ApiState {
@@ -64,6 +66,7 @@ impl ApiState {
                 .map(|t| crate::token::hash_secret(t.as_bytes())),
             consumers: Arc::new(consumers),
             workers,
+            jobs: admin::Jobs::default(),
         }
     }
 
@@ -87,7 +90,8 @@ impl ApiState {
         commands::reject_pr, commands::vote, commands::comment, commands::bookmark,
         commands::progress, queries::catalogue, queries::story, queries::profile,
         queries::inbox, queries::stats, admin::health, admin::consumers,
-        admin::dead_letters, admin::retry_dead_letter, events::events, events::event,
+        admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
+        events::events, events::event,
         events::correlation, events::stats,
     ),
     modifiers(&Security)
@@ -163,6 +167,8 @@ pub fn app(state: ApiState) -> Router {
             "/admin/dead-letters/{event_id}/retry",
             post(admin::retry_dead_letter),
         )
+        .route("/admin/projections/{name}/rebuild", post(admin::rebuild))
+        .route("/admin/jobs/{job_id}", get(admin::job))
         .route("/events", get(events::events))
         .route("/events/stats", get(events::stats))
         .route(

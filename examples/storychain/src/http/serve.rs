@@ -2,9 +2,9 @@
 
 use super::{app, ApiState};
 use crate::process::{AwardsManager, MergeManager, MilestoneManager};
-use crate::readmodel::{active, projection, PROJECTIONS};
+use crate::readmodel::{projection, PROJECTIONS};
 use crate::{AppError, StoryChain};
-use recount::projection::{Process, Runner, Supervised, Supervisor};
+use recount::projection::{ActiveVersion, Process, Runner, Supervised, Supervisor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,15 +19,20 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
 }
 
-/// Runners for every consumer StoryChain has: its projections (at their active versions)
-/// and its process managers. A [`Supervisor`] runs them (in `serve`, or in a worker process).
+/// Runners for every consumer StoryChain has: its projections (each following its active
+/// version, so a rebuild switches them with no restart) and its process managers. A
+/// [`Supervisor`] runs them (in `serve`, or in a worker process).
 pub async fn workers(app: &StoryChain) -> Result<Vec<Arc<dyn Supervised>>, AppError> {
     let store = app.store();
     let mut runners: Vec<Arc<dyn Supervised>> = Vec::new();
     for name in PROJECTIONS {
-        let version = active(store, name).await?;
-        let p = projection(store, name, version)?;
-        runners.push(Arc::new(Runner::new(store.clone(), p)));
+        let at = store.clone();
+        let slot = ActiveVersion::new(store.clone(), name, move |version| {
+            let p = projection(&at, name, version)?;
+            Ok(Arc::new(Runner::new(at.clone(), p)) as Arc<dyn Supervised>)
+        })
+        .await?;
+        runners.push(Arc::new(slot));
     }
     let merges = Process::new(store.clone(), MergeManager::new(app.clone()));
     runners.push(Arc::new(Runner::new(store.clone(), merges)));
