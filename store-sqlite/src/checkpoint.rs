@@ -3,11 +3,29 @@
 //! With SQLite's default, the connection whose commit pushes the WAL past 1,000 pages runs
 //! the checkpoint inside that commit, fsyncs included: every so often one append (and with
 //! group commit, every append of its group) waits milliseconds. Here the writer's connection
-//! never checkpoints; this thread does, with its own connection, in `PASSIVE` mode, which
-//! blocks neither the writer nor the readers. The writer nudges it every
+//! never checkpoints; this thread does, with its own connection. The writer nudges it every
 //! [`NUDGE_EVERY`] commits; it also runs every [`INTERVAL`] on its own.
+//!
+//! # Never stalling the writer
+//!
+//! A `PASSIVE` checkpoint blocks nobody, but under a steady stream of appends it never catches
+//! up with the writer, and SQLite only starts the WAL over after a checkpoint that did: left
+//! to passive checkpoints, the WAL grows for as long as appends keep coming (seen at 2.3 GB in
+//! a 100,000-command run). Only a checkpoint that takes the write lock (`RESTART`,
+//! `TRUNCATE`) can finish, and while it holds the lock no append commits. Taken on a WAL of
+//! tens of megabytes, with the store's busy timeout (seconds) for waiting on readers, that
+//! froze batch appends for 1.5–3.8 s (issue 24).
+//!
+//! So a round first runs passive checkpoints, back to back, until what is left to copy is
+//! small ([`CAUGHT_UP_BYTES`]) or stops shrinking (a reader holds it back). Only then, when
+//! the WAL is past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes),
+//! does it try a `TRUNCATE` checkpoint, on a connection whose busy timeout is
+//! [`LOCK_WAIT`]: it copies the little that is left, and gives up (to try again a moment
+//! later) rather than wait longer than that for the writer or for a reader. An append waits
+//! for at most that copy, a few milliseconds.
 
 use crate::queries;
+use crate::writer::Counters;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,19 +36,91 @@ use std::time::Duration;
 pub(crate) const NUDGE_EVERY: u64 = 128;
 /// The longest the checkpoint thread sleeps.
 const INTERVAL: Duration = Duration::from_millis(250);
+/// How soon a round that left the WAL past its limit is followed by the next.
+const RETRY: Duration = Duration::from_millis(20);
+/// The busy timeout of the checkpoint thread's connection: the longest a `TRUNCATE`
+/// checkpoint waits for the writer's transaction or for a reader before it gives up. It holds
+/// the write lock while it waits for readers, so this is also about the longest it can keep
+/// an append waiting, besides the copy of what the passive passes left.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(5);
+/// Below this much WAL not yet copied, the passive passes stop and a truncating checkpoint may
+/// copy the rest under the write lock.
+const CAUGHT_UP_BYTES: u64 = 1 << 20;
+/// The most passive passes of one round.
+const MAX_PASSES: u32 = 16;
 
-/// One round: a `PASSIVE` checkpoint, then a `TRUNCATE` one when the WAL is past the limit.
-///
-/// Under a steady stream of appends a passive checkpoint never catches up with the writer, and
-/// SQLite only starts the WAL over after a checkpoint that did: without the truncating round,
-/// the WAL grows for as long as appends keep coming (seen at 2.3 GB in a 100,000-command run).
-fn checkpoint(conn: &Connection, wal_limit_bytes: u64) -> rusqlite::Result<()> {
-    let wal_pages: i64 = conn.query_row(queries::CHECKPOINT_PASSIVE, [], |r| r.get(1))?;
+/// What a checkpoint reports: `(busy, frames in the WAL, frames copied)`.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    log: u64,
+    copied: u64,
+}
+
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<Progress> {
+    conn.query_row(sql, [], |r| {
+        let frames = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+        Ok(Progress {
+            log: frames(1)?,
+            copied: frames(2)?,
+        })
+    })
+}
+
+/// What a round did, for the thread's schedule and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The WAL is under its limit.
+    Within,
+    /// The WAL was past its limit and has been emptied.
+    Truncated,
+    /// The WAL is past its limit and could not be emptied yet (a reader or the writer was busy).
+    Over,
+}
+
+/// One round: passive passes until caught up, then a short-tempered `TRUNCATE` when the WAL
+/// is past `wal_limit_bytes`.
+fn checkpoint(
+    conn: &Connection,
+    wal_limit_bytes: u64,
+    counters: &Counters,
+) -> rusqlite::Result<Round> {
     let page_size: i64 = conn.query_row(queries::PAGE_SIZE, [], |r| r.get(0))?;
-    if (wal_pages.max(0) as u64).saturating_mul(page_size.max(0) as u64) > wal_limit_bytes {
-        conn.query_row(queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()))?;
+    let page = page_size.max(1) as u64;
+    let mut last = run(conn, queries::CHECKPOINT_PASSIVE)?;
+    for _ in 1..MAX_PASSES {
+        let left = last.log.saturating_sub(last.copied).saturating_mul(page);
+        if left <= CAUGHT_UP_BYTES {
+            break;
+        }
+        let next = run(conn, queries::CHECKPOINT_PASSIVE)?;
+        let stuck = next.log >= last.log && next.copied <= last.copied;
+        last = next;
+        if stuck {
+            break;
+        }
     }
-    Ok(())
+    let bytes = last.log.saturating_mul(page);
+    counters.wal_seen(bytes);
+    if bytes <= wal_limit_bytes {
+        return Ok(Round::Within);
+    }
+    if last.log.saturating_sub(last.copied).saturating_mul(page) > CAUGHT_UP_BYTES {
+        // A reader holds the passive checkpoint back: a truncating one could not finish
+        // either, and would only keep the writer waiting while it found that out.
+        return Ok(Round::Over);
+    }
+    match conn.query_row(queries::CHECKPOINT_TRUNCATE, [], |r| r.get::<_, i64>(0)) {
+        // 0: the WAL was copied and emptied; 1 (busy): a reader or the writer held it back.
+        Ok(0) => {
+            counters.wal_truncated();
+            Ok(Round::Truncated)
+        }
+        Ok(_) => Ok(Round::Over),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            Ok(Round::Over)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The checkpoint thread's handle.
@@ -41,20 +131,30 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread on `conn`.
-    pub(crate) fn spawn(conn: Connection, wal_limit_bytes: u64) -> std::io::Result<Self> {
+    /// Starts the thread on `conn` (opened with a busy timeout of [`LOCK_WAIT`]).
+    pub(crate) fn spawn(
+        conn: Connection,
+        wal_limit_bytes: u64,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("recount-sqlite-checkpoint".into())
             .spawn(move || {
+                let mut sleep = INTERVAL;
                 while !stopping.load(Ordering::Acquire) {
-                    std::thread::park_timeout(INTERVAL);
-                    // Busy (another process is checkpointing) or failed: the next round retries,
-                    // and nothing depends on a checkpoint but the WAL's size.
-                    if let Err(e) = checkpoint(&conn, wal_limit_bytes) {
-                        tracing::debug!(error = %e, "wal checkpoint did not run");
-                    }
+                    std::thread::park_timeout(sleep);
+                    sleep = match checkpoint(&conn, wal_limit_bytes, &counters) {
+                        Ok(Round::Over) => RETRY,
+                        Ok(Round::Within | Round::Truncated) => INTERVAL,
+                        // Failed: the next round retries, and nothing depends on a checkpoint
+                        // but the WAL's size.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "wal checkpoint did not run");
+                            INTERVAL
+                        }
+                    };
                 }
             })?;
         Ok(Checkpointer {

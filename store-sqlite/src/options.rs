@@ -24,10 +24,14 @@ pub struct SqliteOptions {
     pub max_group: usize,
     /// Input limits checked before anything is written (default [`Limits::default`]).
     pub limits: Limits,
-    /// The WAL size past which the checkpoint thread stops being polite: its usual `PASSIVE`
-    /// checkpoint never completes while appends keep coming, so the WAL would grow without
-    /// bound; past this size it runs a `TRUNCATE` checkpoint, which waits (up to the busy
-    /// timeout) for a moment with no writer and resets the WAL to empty (default 64 MiB).
+    /// The WAL size past which the checkpoint thread empties the WAL (default 64 MiB).
+    ///
+    /// Its usual `PASSIVE` checkpoint never completes while appends keep coming, so the WAL
+    /// would grow without bound. Past this size, once passive checkpoints have copied nearly
+    /// all of it, the thread runs a `TRUNCATE` checkpoint that waits at most a few
+    /// milliseconds for the writer or a reader (never the busy timeout) and tries again soon
+    /// when it could not finish. An append waits for it at most a few milliseconds. A reader
+    /// that keeps one read transaction open holds the WAL back until it ends.
     pub wal_limit_bytes: u64,
 }
 

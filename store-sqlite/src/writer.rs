@@ -34,6 +34,12 @@ pub struct SqliteStats {
     pub operations: u64,
     /// The most operations run in one transaction.
     pub largest_group: u64,
+    /// Times the checkpoint thread copied the whole WAL back and emptied it, after the WAL
+    /// had grown past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes).
+    pub wal_truncations: u64,
+    /// The largest WAL the checkpoint thread has seen, in bytes (it looks after each commit
+    /// burst and every 250 ms, so a WAL may have been a little larger in between).
+    pub largest_wal_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +48,8 @@ pub(crate) struct Counters {
     appends: AtomicU64,
     operations: AtomicU64,
     largest_group: AtomicU64,
+    wal_truncations: AtomicU64,
+    largest_wal_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -51,7 +59,19 @@ impl Counters {
             appends: self.appends.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
+            wal_truncations: self.wal_truncations.load(Ordering::Relaxed),
+            largest_wal_bytes: self.largest_wal_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The checkpoint thread saw a WAL of `bytes`.
+    pub(crate) fn wal_seen(&self, bytes: u64) {
+        self.largest_wal_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// The checkpoint thread emptied the WAL.
+    pub(crate) fn wal_truncated(&self) {
+        self.wal_truncations.fetch_add(1, Ordering::Relaxed);
     }
 
     fn finished(&self, operations: u64, appends: u64, committed: bool) {
