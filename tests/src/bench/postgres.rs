@@ -104,7 +104,8 @@ struct PgRaw {
     _guard: DropDatabase,
 }
 
-/// Drops the scenario's database (with `FORCE`, so connections still closing do not matter).
+/// Drops the scenario's database (with `FORCE`, so connections still closing do not matter),
+/// unless `RECOUNT_BENCH_KEEP_DB` is set.
 #[derive(Debug)]
 struct DropDatabase {
     server: PgConnectOptions,
@@ -113,6 +114,11 @@ struct DropDatabase {
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
+        // For a look at a filled store afterwards (pg_walinspect, EXPLAIN).
+        if std::env::var_os("RECOUNT_BENCH_KEEP_DB").is_some() {
+            eprintln!("bench: kept database {}", self.name);
+            return;
+        }
         let (server, name) = (self.server.clone(), self.name.clone());
         // Drop runs inside the async runtime and cannot await: use a thread of its own.
         let dropped = std::thread::spawn(move || {
