@@ -19,14 +19,18 @@
 //! So a round first runs passive checkpoints, back to back, until what is left to copy is
 //! small ([`CAUGHT_UP_BYTES`]) or stops shrinking (a reader holds it back). Only then, when
 //! the WAL is past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes),
-//! does it try a `TRUNCATE` checkpoint, on a connection whose busy timeout is
+//! does it flush both files to disk (no lock held, so the checkpoint's own fsyncs have little
+//! left to do) and try a `RESTART` checkpoint on a connection whose busy timeout is
 //! [`LOCK_WAIT`]: it copies the little that is left, and gives up (to try again a moment
 //! later) rather than wait longer than that for the writer or for a reader. An append waits
-//! for at most that copy, a few milliseconds.
+//! for it a few milliseconds at most. The WAL file keeps its size (bounded by the limit plus
+//! what is written while a round runs) and is overwritten from its start; a round that finds
+//! nothing committed since the last one truncates it with `TRUNCATE`, delaying no one.
 
 use crate::queries;
 use crate::writer::Counters;
 use rusqlite::Connection;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
@@ -38,12 +42,12 @@ pub(crate) const NUDGE_EVERY: u64 = 128;
 const INTERVAL: Duration = Duration::from_millis(250);
 /// How soon a round that left the WAL past its limit is followed by the next.
 const RETRY: Duration = Duration::from_millis(20);
-/// The busy timeout of the checkpoint thread's connection: the longest a `TRUNCATE`
+/// The busy timeout of the checkpoint thread's connection: the longest a `RESTART`
 /// checkpoint waits for the writer's transaction or for a reader before it gives up. It holds
 /// the write lock while it waits for readers, so this is also about the longest it can keep
 /// an append waiting, besides the copy of what the passive passes left.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(5);
-/// Below this much WAL not yet copied, the passive passes stop and a truncating checkpoint may
+/// Below this much WAL not yet copied, the passive passes stop and a restarting checkpoint may
 /// copy the rest under the write lock.
 const CAUGHT_UP_BYTES: u64 = 1 << 20;
 /// The most passive passes of one round.
@@ -69,23 +73,16 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<Progress> {
 /// What a round did, for the thread's schedule and the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
-    /// The WAL is under its limit.
+    /// The WAL is under its limit (or has just been started over).
     Within,
-    /// The WAL was past its limit and has been emptied.
-    Truncated,
-    /// The WAL is past its limit and could not be emptied yet (a reader or the writer was busy).
+    /// The WAL is past its limit and could not be started over yet (a reader or the writer
+    /// was busy).
     Over,
 }
 
-/// One round: passive passes until caught up, then a short-tempered `TRUNCATE` when the WAL
-/// is past `wal_limit_bytes`.
-fn checkpoint(
-    conn: &Connection,
-    wal_limit_bytes: u64,
-    counters: &Counters,
-) -> rusqlite::Result<Round> {
-    let page_size: i64 = conn.query_row(queries::PAGE_SIZE, [], |r| r.get(0))?;
-    let page = page_size.max(1) as u64;
+/// Passive checkpoints, back to back, until what is left to copy is under
+/// [`CAUGHT_UP_BYTES`] or stops shrinking; the last one's progress.
+fn passive_passes(conn: &Connection, page: u64) -> rusqlite::Result<Progress> {
     let mut last = run(conn, queries::CHECKPOINT_PASSIVE)?;
     for _ in 1..MAX_PASSES {
         let left = last.log.saturating_sub(last.copied).saturating_mul(page);
@@ -99,27 +96,96 @@ fn checkpoint(
             break;
         }
     }
+    Ok(last)
+}
+
+/// Flushes the WAL and the database file to disk without holding any lock.
+///
+/// A checkpoint syncs the WAL before it copies and the database file when it has copied
+/// everything. Passive passes that never catch up leave both to the one that finishes, the
+/// `RESTART` checkpoint, which would then flush tens of megabytes while it holds the write
+/// lock: that alone stalled appends for hundreds of milliseconds. `fsync` on any handle of a
+/// file flushes all of it, so doing it here first leaves that checkpoint only what was
+/// written since.
+fn flush_files(db: &Path) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    for path in [PathBuf::from(wal), db.to_owned()] {
+        if let Err(e) = std::fs::File::open(&path).and_then(|f| f.sync_data()) {
+            tracing::debug!(error = %e, path = %path.display(), "flush before checkpoint");
+        }
+    }
+}
+
+/// The size of the WAL file (0 when there is none).
+fn wal_file_len(db: &Path) -> u64 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
+}
+
+/// Runs a checkpoint that takes the write lock (`RESTART` or `TRUNCATE`), waiting at most
+/// [`LOCK_WAIT`] for the writer or a reader: whether it finished.
+fn exclusive(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
+    match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
+        // 0: everything was copied and the WAL starts over; 1: a reader or the writer was busy.
+        Ok(busy) => Ok(busy == 0),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One round: passive passes until caught up; then, when the WAL is past `wal_limit_bytes`,
+/// a flush of both files and a short-tempered `RESTART`; when nothing was committed since the
+/// last round (`idle`), a `TRUNCATE` that gives the WAL file's space back.
+fn checkpoint(
+    conn: &Connection,
+    db: &Path,
+    wal_limit_bytes: u64,
+    idle: bool,
+    counters: &Counters,
+) -> rusqlite::Result<Round> {
+    let page_size: i64 = conn.query_row(queries::PAGE_SIZE, [], |r| r.get(0))?;
+    let page = page_size.max(1) as u64;
+    let last = passive_passes(conn, page)?;
     let bytes = last.log.saturating_mul(page);
     counters.wal_seen(bytes);
+    let left = last.log.saturating_sub(last.copied).saturating_mul(page);
+    if idle && left == 0 && wal_file_len(db) > 0 {
+        // Nobody is writing: truncating the file (freeing its blocks) delays no one.
+        if exclusive(conn, queries::CHECKPOINT_TRUNCATE)? {
+            counters.wal_restarted();
+        }
+        return Ok(Round::Within);
+    }
+    if bytes > wal_limit_bytes / 4 {
+        // A WAL this large comes of a steady stream of appends: flush what the passive passes
+        // copied now, a round's worth at a time, rather than all at once before the restart
+        // (a flush of a hundred megabytes slows the writer's own writes for as long).
+        flush_files(db);
+    }
     if bytes <= wal_limit_bytes {
         return Ok(Round::Within);
     }
-    if last.log.saturating_sub(last.copied).saturating_mul(page) > CAUGHT_UP_BYTES {
-        // A reader holds the passive checkpoint back: a truncating one could not finish
-        // either, and would only keep the writer waiting while it found that out.
+    if left > CAUGHT_UP_BYTES {
+        // A reader holds the passive checkpoint back: a restart could not finish either, and
+        // would only keep the writer waiting while it found that out.
         return Ok(Round::Over);
     }
-    match conn.query_row(queries::CHECKPOINT_TRUNCATE, [], |r| r.get::<_, i64>(0)) {
-        // 0: the WAL was copied and emptied; 1 (busy): a reader or the writer held it back.
-        Ok(0) => {
-            counters.wal_truncated();
-            Ok(Round::Truncated)
-        }
-        Ok(_) => Ok(Round::Over),
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-            Ok(Round::Over)
-        }
-        Err(e) => Err(e),
+    // Each flush has only what was written during the one before: twice leaves the restart's
+    // own fsyncs, taken under the write lock, a few milliseconds' worth.
+    for _ in 0..2 {
+        flush_files(db);
+        run(conn, queries::CHECKPOINT_PASSIVE)?;
+    }
+    // `RESTART`, not `TRUNCATE`: the writer goes on overwriting the file's blocks from the
+    // start, instead of waiting while the file's blocks are freed and then allocating them
+    // again as it grows (both cost tens to hundreds of milliseconds on a large WAL).
+    if exclusive(conn, queries::CHECKPOINT_RESTART)? {
+        counters.wal_restarted();
+        Ok(Round::Within)
+    } else {
+        Ok(Round::Over)
     }
 }
 
@@ -134,6 +200,7 @@ impl Checkpointer {
     /// Starts the thread on `conn` (opened with a busy timeout of [`LOCK_WAIT`]).
     pub(crate) fn spawn(
         conn: Connection,
+        db: PathBuf,
         wal_limit_bytes: u64,
         counters: Arc<Counters>,
     ) -> std::io::Result<Self> {
@@ -142,12 +209,15 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("recount-sqlite-checkpoint".into())
             .spawn(move || {
-                let mut sleep = INTERVAL;
+                let (mut sleep, mut commits) = (INTERVAL, counters.commits());
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::park_timeout(sleep);
-                    sleep = match checkpoint(&conn, wal_limit_bytes, &counters) {
+                    let now = counters.commits();
+                    let idle = now == commits;
+                    commits = now;
+                    sleep = match checkpoint(&conn, &db, wal_limit_bytes, idle, &counters) {
                         Ok(Round::Over) => RETRY,
-                        Ok(Round::Within | Round::Truncated) => INTERVAL,
+                        Ok(Round::Within) => INTERVAL,
                         // Failed: the next round retries, and nothing depends on a checkpoint
                         // but the WAL's size.
                         Err(e) => {

@@ -85,9 +85,13 @@ impl SqliteEventStore {
             .map_err(error::db)?;
         let counters = Arc::new(Counters::default());
         let checkpointer = connect::open_checkpointer(&path, crate::checkpoint::LOCK_WAIT)?;
-        let checkpointer =
-            Checkpointer::spawn(checkpointer, options.wal_limit_bytes, counters.clone())
-                .map_err(recount::Error::store)?;
+        let checkpointer = Checkpointer::spawn(
+            checkpointer,
+            path.clone(),
+            options.wal_limit_bytes,
+            counters.clone(),
+        )
+        .map_err(recount::Error::store)?;
         let committed = Arc::new(watch::Sender::new(error::stored("position", last)?));
         let (queue, receiver) = mpsc::channel();
         let writer_loop = WriterLoop {

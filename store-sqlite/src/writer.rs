@@ -34,9 +34,11 @@ pub struct SqliteStats {
     pub operations: u64,
     /// The most operations run in one transaction.
     pub largest_group: u64,
-    /// Times the checkpoint thread copied the whole WAL back and emptied it, after the WAL
-    /// had grown past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes).
-    pub wal_truncations: u64,
+    /// Times the checkpoint thread copied the whole WAL back and started it over: after the
+    /// WAL had grown past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes)
+    /// (the file keeps its size and is overwritten), or when the store was idle (the file is
+    /// truncated).
+    pub wal_restarts: u64,
     /// The largest WAL the checkpoint thread has seen, in bytes (it looks after each commit
     /// burst and every 250 ms, so a WAL may have been a little larger in between).
     pub largest_wal_bytes: u64,
@@ -48,7 +50,7 @@ pub(crate) struct Counters {
     appends: AtomicU64,
     operations: AtomicU64,
     largest_group: AtomicU64,
-    wal_truncations: AtomicU64,
+    wal_restarts: AtomicU64,
     largest_wal_bytes: AtomicU64,
 }
 
@@ -59,7 +61,7 @@ impl Counters {
             appends: self.appends.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
-            wal_truncations: self.wal_truncations.load(Ordering::Relaxed),
+            wal_restarts: self.wal_restarts.load(Ordering::Relaxed),
             largest_wal_bytes: self.largest_wal_bytes.load(Ordering::Relaxed),
         }
     }
@@ -69,9 +71,14 @@ impl Counters {
         self.largest_wal_bytes.fetch_max(bytes, Ordering::Relaxed);
     }
 
-    /// The checkpoint thread emptied the WAL.
-    pub(crate) fn wal_truncated(&self) {
-        self.wal_truncations.fetch_add(1, Ordering::Relaxed);
+    /// Transactions committed so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The checkpoint thread started the WAL over.
+    pub(crate) fn wal_restarted(&self) {
+        self.wal_restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     fn finished(&self, operations: u64, appends: u64, committed: bool) {
