@@ -39,6 +39,9 @@ pub struct SqliteStats {
     /// (the file keeps its size and is overwritten), or when the store was idle (the file is
     /// truncated).
     pub wal_restarts: u64,
+    /// The longest a group took on the writer, from `BEGIN IMMEDIATE` (including any wait
+    /// for the checkpoint thread's lock) to the end of its commit, in microseconds.
+    pub longest_commit_us: u64,
     /// The largest WAL the checkpoint thread has seen, in bytes (it looks after each commit
     /// burst and every 250 ms, so a WAL may have been a little larger in between).
     pub largest_wal_bytes: u64,
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     operations: AtomicU64,
     largest_group: AtomicU64,
     wal_restarts: AtomicU64,
+    longest_commit_us: AtomicU64,
     largest_wal_bytes: AtomicU64,
 }
 
@@ -62,6 +66,7 @@ impl Counters {
             operations: self.operations.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
             wal_restarts: self.wal_restarts.load(Ordering::Relaxed),
+            longest_commit_us: self.longest_commit_us.load(Ordering::Relaxed),
             largest_wal_bytes: self.largest_wal_bytes.load(Ordering::Relaxed),
         }
     }
@@ -79,6 +84,11 @@ impl Counters {
     /// The checkpoint thread started the WAL over.
     pub(crate) fn wal_restarted(&self) {
         self.wal_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn took(&self, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.longest_commit_us.fetch_max(us, Ordering::Relaxed);
     }
 
     fn finished(&self, operations: u64, appends: u64, committed: bool) {
@@ -249,6 +259,12 @@ impl WriterLoop {
     }
 
     fn commit_group(&mut self, group: &mut Vec<Box<dyn Unit>>) {
+        let started = Instant::now();
+        self.try_commit_group(group);
+        self.counters.took(started);
+    }
+
+    fn try_commit_group(&mut self, group: &mut Vec<Box<dyn Unit>>) {
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

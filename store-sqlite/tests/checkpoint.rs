@@ -138,4 +138,5 @@ async fn the_wal_is_emptied_again_and_again_under_sustained_appends_and_reads() 
     let stats = store.stats();
     // 20,000 events of ~250 bytes went through a WAL started over past 256 KiB.
     assert!(stats.largest_wal_bytes > 256 << 10, "{stats:?}");
+    assert!(stats.longest_commit_us > 0, "{stats:?}");
 }

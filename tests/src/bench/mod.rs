@@ -118,6 +118,8 @@ pub struct Storage {
     pub wal_file_bytes: Option<u64>,
     /// The server's current WAL position, in bytes (PostgreSQL).
     pub wal_position: Option<u64>,
+    /// The longest group commit of the store's writer so far, in ms (SQLite).
+    pub longest_commit_ms: Option<f64>,
 }
 
 /// A fresh Recount store and its raw baseline over the same storage.

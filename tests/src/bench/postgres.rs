@@ -241,6 +241,7 @@ impl RawStore for PgRaw {
             bytes: Some(bytes as u64),
             wal_file_bytes: None,
             wal_position: Some(wal as u64),
+            longest_commit_ms: None,
         })
     }
 

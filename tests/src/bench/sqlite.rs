@@ -119,6 +119,7 @@ impl RawStore for SqliteRaw {
             bytes: Some(len(&self.path) + wal),
             wal_file_bytes: Some(wal),
             wal_position: None,
+            longest_commit_ms: Some(self.store.stats().longest_commit_us as f64 / 1e3),
         })
     }
 
