@@ -251,8 +251,9 @@ impl RawStore for PgRaw {
             .options([("plan_cache_mode", "force_custom_plan")]);
         let generic = PgEventStore::session_options(base.clone())
             .options([("plan_cache_mode", "force_generic_plan")]);
-        // Forced generic plans on a session without the store's settings: JIT as before.
-        let generic_jit = base.options([("plan_cache_mode", "force_generic_plan")]);
+        // Forced generic plans with JIT back on (the pool's options carry `jit = off`; a later
+        // `-c` wins): the store's sessions before `session_options`.
+        let generic_jit = base.options([("plan_cache_mode", "force_generic_plan"), ("jit", "on")]);
         let mut out: Vec<(&'static str, Arc<dyn EventStore>)> = Vec::new();
         for (name, options) in [
             ("custom", custom),
