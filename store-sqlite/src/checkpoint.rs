@@ -22,8 +22,10 @@
 //! does it flush both files to disk (no lock held, so the checkpoint's own fsyncs have little
 //! left to do) and try a `RESTART` checkpoint on a connection whose busy timeout is
 //! [`LOCK_WAIT`]: it copies the little that is left, and gives up (to try again a moment
-//! later) rather than wait longer than that for the writer or for a reader. An append waits
-//! for it a few milliseconds at most. The WAL file keeps its size (bounded by the limit plus
+//! later) rather than wait longer than that for the writer or for a reader; after failed
+//! attempts in a row the wait doubles, up to [`LONGEST_LOCK_WAIT`], so a machine too busy to
+//! end its reads within 5 ms still gets its WAL started over. An append waits for it a few
+//! milliseconds, tens at worst. The WAL file keeps its size (bounded by the limit plus
 //! what is written while a round runs) and is overwritten from its start; a round that finds
 //! nothing committed since the last one truncates it with `TRUNCATE`, delaying no one.
 
@@ -47,6 +49,16 @@ const RETRY: Duration = Duration::from_millis(20);
 /// the write lock while it waits for readers, so this is also about the longest it can keep
 /// an append waiting, besides the copy of what the passive passes left.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(5);
+/// The longest wait after failed attempts: each failure doubles the wait, up to this, so a
+/// machine too busy to end its reads within [`LOCK_WAIT`] still gets its WAL started over.
+const LONGEST_LOCK_WAIT: Duration = Duration::from_millis(40);
+
+/// The lock wait after `failures` failed attempts in a row.
+fn lock_wait(failures: u32) -> Duration {
+    LOCK_WAIT
+        .saturating_mul(1 << failures.min(8))
+        .min(LONGEST_LOCK_WAIT)
+}
 /// Below this much WAL not yet copied, the passive passes stop and a restarting checkpoint may
 /// copy the rest under the write lock.
 const CAUGHT_UP_BYTES: u64 = 1 << 20;
@@ -125,8 +137,9 @@ fn wal_file_len(db: &Path) -> u64 {
 }
 
 /// Runs a checkpoint that takes the write lock (`RESTART` or `TRUNCATE`), waiting at most
-/// [`LOCK_WAIT`] for the writer or a reader: whether it finished.
-fn exclusive(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
+/// `wait` for the writer or a reader: whether it finished.
+fn exclusive(conn: &Connection, sql: &str, wait: Duration) -> rusqlite::Result<bool> {
+    conn.busy_timeout(wait)?;
     match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
         // 0: everything was copied and the WAL starts over; 1: a reader or the writer was busy.
         Ok(busy) => Ok(busy == 0),
@@ -143,6 +156,7 @@ fn checkpoint(
     db: &Path,
     wal_limit_bytes: u64,
     idle: bool,
+    failures: u32,
     counters: &Counters,
 ) -> rusqlite::Result<Round> {
     let page_size: i64 = conn.query_row(queries::PAGE_SIZE, [], |r| r.get(0))?;
@@ -153,7 +167,7 @@ fn checkpoint(
     let left = last.log.saturating_sub(last.copied).saturating_mul(page);
     if idle && left == 0 && wal_file_len(db) > 0 {
         // Nobody is writing: truncating the file (freeing its blocks) delays no one.
-        if exclusive(conn, queries::CHECKPOINT_TRUNCATE)? {
+        if exclusive(conn, queries::CHECKPOINT_TRUNCATE, LOCK_WAIT)? {
             counters.wal_restarted();
         }
         return Ok(Round::Within);
@@ -181,7 +195,7 @@ fn checkpoint(
     // `RESTART`, not `TRUNCATE`: the writer goes on overwriting the file's blocks from the
     // start, instead of waiting while the file's blocks are freed and then allocating them
     // again as it grows (both cost tens to hundreds of milliseconds on a large WAL).
-    if exclusive(conn, queries::CHECKPOINT_RESTART)? {
+    if exclusive(conn, queries::CHECKPOINT_RESTART, lock_wait(failures))? {
         counters.wal_restarted();
         Ok(Round::Within)
     } else {
@@ -209,13 +223,18 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("recount-sqlite-checkpoint".into())
             .spawn(move || {
-                let (mut sleep, mut commits) = (INTERVAL, counters.commits());
+                let (mut sleep, mut commits, mut failures) = (INTERVAL, counters.commits(), 0);
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::park_timeout(sleep);
                     let now = counters.commits();
                     let idle = now == commits;
                     commits = now;
-                    sleep = match checkpoint(&conn, &db, wal_limit_bytes, idle, &counters) {
+                    let round = checkpoint(&conn, &db, wal_limit_bytes, idle, failures, &counters);
+                    failures = match round {
+                        Ok(Round::Over) => failures.saturating_add(1),
+                        _ => 0,
+                    };
+                    sleep = match round {
                         Ok(Round::Over) => RETRY,
                         Ok(Round::Within) => INTERVAL,
                         // Failed: the next round retries, and nothing depends on a checkpoint
