@@ -70,6 +70,8 @@ const MAX_PASSES: u32 = 16;
 struct Progress {
     log: u64,
     copied: u64,
+    /// Set by [`passive_passes`]: the last pass copied nothing new (a reader holds it back).
+    stuck: bool,
 }
 
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<Progress> {
@@ -78,6 +80,7 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<Progress> {
         Ok(Progress {
             log: frames(1)?,
             copied: frames(2)?,
+            stuck: false,
         })
     })
 }
@@ -101,10 +104,10 @@ fn passive_passes(conn: &Connection, page: u64) -> rusqlite::Result<Progress> {
         if left <= CAUGHT_UP_BYTES {
             break;
         }
-        let next = run(conn, queries::CHECKPOINT_PASSIVE)?;
-        let stuck = next.log >= last.log && next.copied <= last.copied;
+        let mut next = run(conn, queries::CHECKPOINT_PASSIVE)?;
+        next.stuck = next.log >= last.log && next.copied <= last.copied;
         last = next;
-        if stuck {
+        if last.stuck {
             break;
         }
     }
@@ -181,7 +184,10 @@ fn checkpoint(
     if bytes <= wal_limit_bytes {
         return Ok(Round::Within);
     }
-    if left > CAUGHT_UP_BYTES {
+    // Past four times the limit the writer is outrunning the passive passes: restart anyway,
+    // and let the writer wait for the copy of what is left (the only brake on the WAL).
+    let outrun = bytes > wal_limit_bytes.saturating_mul(4) && !last.stuck;
+    if left > CAUGHT_UP_BYTES && !outrun {
         // A reader holds the passive checkpoint back: a restart could not finish either, and
         // would only keep the writer waiting while it found that out.
         return Ok(Round::Over);
@@ -195,7 +201,11 @@ fn checkpoint(
     // `RESTART`, not `TRUNCATE`: the writer goes on overwriting the file's blocks from the
     // start, instead of waiting while the file's blocks are freed and then allocating them
     // again as it grows (both cost tens to hundreds of milliseconds on a large WAL).
-    if exclusive(conn, queries::CHECKPOINT_RESTART, lock_wait(failures))? {
+    if exclusive(
+        conn,
+        queries::CHECKPOINT_RESTART,
+        lock_wait(failures + 3 * u32::from(outrun)),
+    )? {
         counters.wal_restarted();
         Ok(Round::Within)
     } else {
