@@ -84,7 +84,7 @@ fn concurrent_migrations_of_a_custom_schema_all_succeed_and_stay_in_it() {
             match store.migrate().await {
                 Err(Error::SchemaTooNew {
                     found: 9999,
-                    supported: 4,
+                    supported: 5,
                 }) => {}
                 other => panic!("expected SchemaTooNew, got {other:?}"),
             }

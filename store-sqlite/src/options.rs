@@ -24,10 +24,15 @@ pub struct SqliteOptions {
     pub max_group: usize,
     /// Input limits checked before anything is written (default [`Limits::default`]).
     pub limits: Limits,
-    /// The WAL size past which the checkpoint thread stops being polite: its usual `PASSIVE`
-    /// checkpoint never completes while appends keep coming, so the WAL would grow without
-    /// bound; past this size it runs a `TRUNCATE` checkpoint, which waits (up to the busy
-    /// timeout) for a moment with no writer and resets the WAL to empty (default 64 MiB).
+    /// The WAL size past which the checkpoint thread starts the WAL over (default 64 MiB).
+    ///
+    /// Its usual `PASSIVE` checkpoint never completes while appends keep coming, so the WAL
+    /// would grow without bound. Past this size, once passive checkpoints have copied nearly
+    /// all of it and the files are flushed, the thread runs a `RESTART` checkpoint that waits
+    /// 5 ms for the writer or a reader (never the busy timeout; doubling up to 40 ms after
+    /// failed attempts) and tries again soon when it could not finish. The WAL file keeps its
+    /// size while appends go on and is truncated once the store is idle. A reader that keeps
+    /// one read transaction open holds the WAL back until it ends.
     pub wal_limit_bytes: u64,
 }
 

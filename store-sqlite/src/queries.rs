@@ -21,7 +21,10 @@ pub(crate) const PRAGMA_SYNC_FULL: &str = "PRAGMA synchronous = FULL";
 pub(crate) const PRAGMA_NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 /// Copies committed WAL frames into the database file without blocking writers or readers.
 pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
-/// Waits for a moment with no writer, checkpoints everything and empties the WAL.
+/// Takes the write lock, checkpoints everything and, once no reader uses the WAL, makes the
+/// next write start it over from its beginning (waits are bounded by the busy timeout).
+pub(crate) const CHECKPOINT_RESTART: &str = "PRAGMA wal_checkpoint(RESTART)";
+/// As [`CHECKPOINT_RESTART`], and truncates the WAL file to nothing.
 pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 /// The page size, to turn the WAL's page count into bytes.
 pub(crate) const PAGE_SIZE: &str = "PRAGMA page_size";

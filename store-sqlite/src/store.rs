@@ -83,10 +83,15 @@ impl SqliteEventStore {
         let last: i64 = conn
             .query_row(crate::queries::MAX_POSITION, [], |r| r.get(0))
             .map_err(error::db)?;
-        let checkpointer = connect::open_checkpointer(&path, options.busy_timeout)?;
-        let checkpointer = Checkpointer::spawn(checkpointer, options.wal_limit_bytes)
-            .map_err(recount::Error::store)?;
         let counters = Arc::new(Counters::default());
+        let checkpointer = connect::open_checkpointer(&path, crate::checkpoint::LOCK_WAIT)?;
+        let checkpointer = Checkpointer::spawn(
+            checkpointer,
+            path.clone(),
+            options.wal_limit_bytes,
+            counters.clone(),
+        )
+        .map_err(recount::Error::store)?;
         let committed = Arc::new(watch::Sender::new(error::stored("position", last)?));
         let (queue, receiver) = mpsc::channel();
         let writer_loop = WriterLoop {

@@ -34,6 +34,17 @@ pub struct SqliteStats {
     pub operations: u64,
     /// The most operations run in one transaction.
     pub largest_group: u64,
+    /// Times the checkpoint thread copied the whole WAL back and started it over: after the
+    /// WAL had grown past [`SqliteOptions::wal_limit_bytes`](crate::SqliteOptions::wal_limit_bytes)
+    /// (the file keeps its size and is overwritten), or when the store was idle (the file is
+    /// truncated).
+    pub wal_restarts: u64,
+    /// The longest a group took on the writer, from `BEGIN IMMEDIATE` (including any wait
+    /// for the checkpoint thread's lock) to the end of its commit, in microseconds.
+    pub longest_commit_us: u64,
+    /// The largest WAL the checkpoint thread has seen, in bytes (it looks after each commit
+    /// burst and every 250 ms, so a WAL may have been a little larger in between).
+    pub largest_wal_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +53,9 @@ pub(crate) struct Counters {
     appends: AtomicU64,
     operations: AtomicU64,
     largest_group: AtomicU64,
+    wal_restarts: AtomicU64,
+    longest_commit_us: AtomicU64,
+    largest_wal_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -51,7 +65,30 @@ impl Counters {
             appends: self.appends.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
+            wal_restarts: self.wal_restarts.load(Ordering::Relaxed),
+            longest_commit_us: self.longest_commit_us.load(Ordering::Relaxed),
+            largest_wal_bytes: self.largest_wal_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The checkpoint thread saw a WAL of `bytes`.
+    pub(crate) fn wal_seen(&self, bytes: u64) {
+        self.largest_wal_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// Transactions committed so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The checkpoint thread started the WAL over.
+    pub(crate) fn wal_restarted(&self) {
+        self.wal_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn took(&self, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.longest_commit_us.fetch_max(us, Ordering::Relaxed);
     }
 
     fn finished(&self, operations: u64, appends: u64, committed: bool) {
@@ -222,6 +259,12 @@ impl WriterLoop {
     }
 
     fn commit_group(&mut self, group: &mut Vec<Box<dyn Unit>>) {
+        let started = Instant::now();
+        self.try_commit_group(group);
+        self.counters.took(started);
+    }
+
+    fn try_commit_group(&mut self, group: &mut Vec<Box<dyn Unit>>) {
         let tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

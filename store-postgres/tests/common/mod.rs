@@ -109,7 +109,7 @@ impl TestDb {
         let pool = PgPoolOptions::new()
             .max_connections(12)
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(PgEventStore::session_options(options.clone()))
             .await
             .expect("connect to the test database");
         PgEventStore::from_pool(pool, store_options).expect("valid options")

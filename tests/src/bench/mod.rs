@@ -1,5 +1,6 @@
 //! The benchmark harness: scenarios run through Recount and through a raw baseline.
 
+pub mod growth;
 mod memory;
 pub mod postgres;
 pub mod relay;
@@ -94,6 +95,31 @@ pub trait RawStore: Send + Sync + 'static {
     async fn seed_snapshot(&self, _stream: &str, _version: u64, _state: &str) -> Result<()> {
         Ok(())
     }
+
+    /// What the storage looks like now, for the `growth` scenario (what a store cannot tell
+    /// stays `None`).
+    async fn storage(&self) -> Result<Storage> {
+        Ok(Storage::default())
+    }
+
+    /// Other Recount stores on the same storage, each with other session settings, named
+    /// (PostgreSQL: plan-cache modes, for the `growth` scenario's plan comparison).
+    async fn plan_variants(&self) -> Result<Vec<(&'static str, Arc<dyn EventStore>)>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Facts about a store's storage at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Storage {
+    /// Bytes of the store's tables and indexes (SQLite: the database file and its WAL).
+    pub bytes: Option<u64>,
+    /// The size of the WAL file (SQLite).
+    pub wal_file_bytes: Option<u64>,
+    /// The server's current WAL position, in bytes (PostgreSQL).
+    pub wal_position: Option<u64>,
+    /// The longest group commit of the store's writer so far, in ms (SQLite).
+    pub longest_commit_ms: Option<f64>,
 }
 
 /// A fresh Recount store and its raw baseline over the same storage.
@@ -125,6 +151,8 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Run only this scenario.
     pub scenario: Option<String>,
+    /// Log sizes the `growth` scenario measures at (empty: its default).
+    pub sizes: Vec<u64>,
 }
 
 impl BenchOptions {
@@ -137,8 +165,11 @@ impl BenchOptions {
         }
     }
 
-    /// Whether `scenario` is selected.
+    /// Whether `scenario` is selected. `growth` (minutes of filling) runs only when named.
     pub fn wants(&self, scenario: &str) -> bool {
-        self.scenario.as_deref().is_none_or(|s| s == scenario)
+        match self.scenario.as_deref() {
+            Some(s) => s == scenario,
+            None => scenario != growth::SCENARIO,
+        }
     }
 }

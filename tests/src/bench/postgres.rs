@@ -9,7 +9,7 @@
 
 use super::{PairFactory, RawEvent, RawRow, RawStore, StorePair};
 use async_trait::async_trait;
-use recount::{Error, Result};
+use recount::{Error, EventStore, Result};
 use recount_postgres::PgEventStore;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -38,6 +38,10 @@ const READ_STREAM: &str =
 const READ_LOG: &str = "FROM recount.events WHERE (transaction_id, global_position) > ($1, $2) \
      ORDER BY transaction_id, global_position LIMIT $3";
 const LOAD_SNAPSHOT: &str = "SELECT version, state FROM recount.snapshots WHERE stream_id = $1";
+const STORAGE_BYTES: &str = "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = 'recount' AND c.relkind = 'r'";
+const WAL_POSITION: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8";
 
 /// Connections per pool, for the store and the baseline alike (as `PgEventStore::connect`).
 const POOL_SIZE: u32 = 16;
@@ -66,11 +70,13 @@ pub fn factory() -> Option<PairFactory> {
                 name: name.clone(),
             };
             let options = server.database(&name);
+            // Both sides get the store's session settings (`jit = off`).
+            let session = PgEventStore::session_options(options.clone());
             let pool = || {
                 PgPoolOptions::new()
                     .max_connections(POOL_SIZE)
                     .test_before_acquire(false)
-                    .connect_with(options.clone())
+                    .connect_with(session.clone())
             };
             let store =
                 PgEventStore::from_pool(pool().await.map_err(Error::store)?, Default::default())?;
@@ -98,7 +104,8 @@ struct PgRaw {
     _guard: DropDatabase,
 }
 
-/// Drops the scenario's database (with `FORCE`, so connections still closing do not matter).
+/// Drops the scenario's database (with `FORCE`, so connections still closing do not matter),
+/// unless `RECOUNT_BENCH_KEEP_DB` is set.
 #[derive(Debug)]
 struct DropDatabase {
     server: PgConnectOptions,
@@ -107,6 +114,11 @@ struct DropDatabase {
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
+        // For a look at a filled store afterwards (pg_walinspect, EXPLAIN).
+        if std::env::var_os("RECOUNT_BENCH_KEEP_DB").is_some() {
+            eprintln!("bench: kept database {}", self.name);
+            return;
+        }
         let (server, name) = (self.server.clone(), self.name.clone());
         // Drop runs inside the async runtime and cannot await: use a thread of its own.
         let dropped = std::thread::spawn(move || {
@@ -214,6 +226,51 @@ impl RawStore for PgRaw {
         let p = recount_postgres::PgProjection::new(self.store.clone(), "bench-totals", model)
             .with_version(version);
         Some(Box::new(p))
+    }
+
+    async fn storage(&self) -> Result<super::Storage> {
+        let bytes: i64 = sqlx::query_scalar(STORAGE_BYTES)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::store)?;
+        let wal: i64 = sqlx::query_scalar(WAL_POSITION)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::store)?;
+        Ok(super::Storage {
+            bytes: Some(bytes as u64),
+            wal_file_bytes: None,
+            wal_position: Some(wal as u64),
+            longest_commit_ms: None,
+        })
+    }
+
+    async fn plan_variants(&self) -> Result<Vec<(&'static str, Arc<dyn EventStore>)>> {
+        let base = (*self.store.pool().connect_options()).clone();
+        let custom = PgEventStore::session_options(base.clone())
+            .options([("plan_cache_mode", "force_custom_plan")]);
+        let generic = PgEventStore::session_options(base.clone())
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        // Forced generic plans with JIT back on (the pool's options carry `jit = off`; a later
+        // `-c` wins): the store's sessions before `session_options`.
+        let generic_jit = base.options([("plan_cache_mode", "force_generic_plan"), ("jit", "on")]);
+        let mut out: Vec<(&'static str, Arc<dyn EventStore>)> = Vec::new();
+        for (name, options) in [
+            ("custom", custom),
+            ("generic", generic),
+            ("generic+jit", generic_jit),
+        ] {
+            let pool = PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await
+                .map_err(Error::store)?;
+            out.push((
+                name,
+                Arc::new(PgEventStore::from_pool(pool, Default::default())?),
+            ));
+        }
+        Ok(out)
     }
 
     async fn settle(&self) -> Result<()> {

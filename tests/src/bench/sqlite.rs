@@ -112,6 +112,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 
 #[async_trait]
 impl RawStore for SqliteRaw {
+    async fn storage(&self) -> Result<super::Storage> {
+        let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let wal = len(&self.path.with_extension("db-wal"));
+        Ok(super::Storage {
+            bytes: Some(len(&self.path) + wal),
+            wal_file_bytes: Some(wal),
+            wal_position: None,
+            longest_commit_ms: Some(self.store.stats().longest_commit_us as f64 / 1e3),
+        })
+    }
+
     fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
         let model = Totals {
             table: format!("bench_totals_v{version}"),

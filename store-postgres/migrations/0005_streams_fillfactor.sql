@@ -1,0 +1,14 @@
+-- Recount's PostgreSQL schema, version 5: room on the stream row's page for its next version.
+--
+-- Every append to an existing stream updates its `streams` row. With the default fillfactor
+-- (100) the table's pages are full, so the new row version cannot stay on its page: the update
+-- is not HOT, the new version lands on whatever page the free space map offers, and the
+-- primary key gets a new entry. After each checkpoint the first change to a page writes the
+-- whole page to the WAL, and these scattered pages made it about one full-page image (several
+-- kilobytes) per append on a grown store. Leaving half of each page free keeps the updates HOT:
+-- the row stays on its page, the index is not touched, and a stream written again and again
+-- dirties the same page.
+--
+-- Only pages written from now on keep the room; a store migrated with many streams gets it as
+-- rows move (or at once with `VACUUM FULL streams` in a quiet moment).
+ALTER TABLE streams SET (fillfactor = 50);
