@@ -307,8 +307,11 @@ impl Decoder {
             .and_then(|v| u64::try_from(v).ok())
             .filter(|v| *v > 0)
             .ok_or_else(|| corrupt("bad stream version".into()))?;
+        // The bounds an append checks (1 ..= MAX_SCHEMA_VERSION), as PostgreSQL reads do: a
+        // version 0 would otherwise reach the event's decoder as if a store had accepted it.
         let schema_version = int(schema_version)
             .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| recount::check_schema_version(*v).is_ok())
             .ok_or_else(|| corrupt("bad schema version".into()))?;
         let recorded_at = int(recorded_at)
             .and_then(DateTime::from_timestamp_micros)
