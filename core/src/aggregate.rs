@@ -53,6 +53,14 @@ pub enum DecodeError {
         /// Its error.
         reason: String,
     },
+    /// The payload handed to an upcaster (as stored, or as the previous step returned it) is
+    /// not a JSON object. Upcasters index into objects (`v["field"] = …`), which panics on a
+    /// number, string, bool or array, so they are never handed one.
+    #[error("the payload at schema version {version} is not a JSON object")]
+    NotAnObject {
+        /// The schema version the payload was at.
+        version: u32,
+    },
     /// The JSON does not fit the event's fields.
     #[error("payload does not match the event's fields: {0}")]
     Json(#[from] serde_json::Error),
@@ -92,6 +100,9 @@ pub fn decode_upcast<T: serde::de::DeserializeOwned>(
     }
     let mut value: Value = serde_json::from_str(payload)?;
     for from in stored..current {
+        if !value.is_object() {
+            return Err(DecodeError::NotAnObject { version: from });
+        }
         let step = chain
             .iter()
             .find(|(v, _)| *v == from)

@@ -96,3 +96,71 @@ impl<'de> serde::Deserialize<'de> for Cursor {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn parts_and_position_are_what_the_cursor_was_built_from() {
+        let c = Cursor::from_parts(3, 7);
+        assert_eq!(c.parts(), (3, 7));
+        assert_eq!(c.position(), 7);
+        assert_eq!(Cursor::from_position(9).parts(), (0, 9));
+        assert_eq!(Cursor::START.parts(), (0, 0));
+    }
+
+    #[test]
+    fn a_single_position_prints_alone_and_two_parts_print_with_a_dot() {
+        assert_eq!(Cursor::from_position(15).to_string(), "15");
+        assert_eq!(Cursor::from_parts(3, 7).to_string(), "3.7");
+        assert_eq!(Cursor::from_parts(3, 0).to_string(), "3.0");
+        assert_eq!(Cursor::START.to_string(), "0");
+    }
+
+    #[test]
+    fn cursors_parse_from_digits_with_at_most_one_dot() {
+        assert_eq!("15".parse::<Cursor>().unwrap(), Cursor::from_position(15));
+        assert_eq!("3.7".parse::<Cursor>().unwrap(), Cursor::from_parts(3, 7));
+        assert_eq!("0.7".parse::<Cursor>().unwrap(), Cursor::from_position(7));
+        let max = u64::MAX.to_string();
+        assert_eq!(
+            max.parse::<Cursor>().unwrap(),
+            Cursor::from_position(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn anything_but_digits_and_one_dot_is_not_a_cursor() {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".1",
+            "a",
+            "1.2.3",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "1.+2",
+            "١",
+            "18446744073709551616",
+        ] {
+            let err = bad.parse::<Cursor>().expect_err(bad);
+            assert!(
+                matches!(err, crate::Error::InvalidInput { .. }),
+                "`{bad}`: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_serialize_as_their_text() {
+        let c = Cursor::from_parts(3, 7);
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""3.7""#);
+        assert_eq!(serde_json::from_str::<Cursor>(r#""3.7""#).unwrap(), c);
+        assert!(serde_json::from_str::<Cursor>(r#""3.x""#).is_err());
+        assert!(serde_json::from_str::<Cursor>("37").is_err());
+    }
+}

@@ -187,3 +187,98 @@ impl fmt::Display for ExpectedVersion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ExpectedVersion, StreamId, MAX_STREAM_ID_LEN};
+    use crate::Error;
+
+    fn invalid<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+        matches!(r, Err(Error::InvalidInput { .. }))
+    }
+
+    #[test]
+    fn the_category_ends_at_the_first_dash_and_the_id_may_hold_more() {
+        let s = StreamId::parse("ab-c-d").unwrap();
+        assert_eq!((s.category(), s.id(), s.as_str()), ("ab", "c-d", "ab-c-d"));
+        let all_category = StreamId::parse("abc").unwrap();
+        assert_eq!((all_category.category(), all_category.id()), ("abc", ""));
+        let built = StreamId::new("abc", "x-1").unwrap();
+        assert_eq!((built.category(), built.id()), ("abc", "x-1"));
+    }
+
+    #[test]
+    fn a_stream_id_of_the_limit_is_accepted_and_one_byte_more_is_not() {
+        let at_limit = format!("c-{}", "x".repeat(MAX_STREAM_ID_LEN - 2));
+        assert_eq!(StreamId::parse(&at_limit).unwrap().as_str(), at_limit);
+        let over = format!("{at_limit}x");
+        assert!(invalid(StreamId::parse(&over)));
+        assert!(invalid(StreamId::new(
+            "c",
+            &"x".repeat(MAX_STREAM_ID_LEN - 1)
+        )));
+    }
+
+    #[test]
+    fn bad_categories_and_ids_are_refused() {
+        assert!(invalid(StreamId::new("bad-cat", "1")));
+        assert!(invalid(StreamId::new("", "1")));
+        assert!(invalid(StreamId::new("c\u{7}", "1")));
+        assert!(invalid(StreamId::new("c", "")));
+        assert!(invalid(StreamId::new("c", "1\n")));
+        assert!(invalid(StreamId::parse("")));
+        assert!(invalid(StreamId::parse("-1")));
+        assert!(invalid(StreamId::parse("c-1\0")));
+    }
+
+    #[test]
+    fn a_stream_id_converts_to_and_from_its_text() {
+        let s = StreamId::new("story", "7").unwrap();
+        assert_eq!(s.to_string(), "story-7");
+        assert_eq!(AsRef::<str>::as_ref(&s), "story-7");
+        assert_eq!("story-7".parse::<StreamId>().unwrap(), s);
+        assert_eq!(StreamId::try_from("story-7".to_owned()).unwrap(), s);
+        assert!(invalid(StreamId::try_from("-7".to_owned())));
+        assert!(invalid("".parse::<StreamId>()));
+        assert_eq!(String::from(s.clone()), "story-7");
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""story-7""#);
+        assert_eq!(serde_json::from_str::<StreamId>(r#""story-7""#).unwrap(), s);
+        assert!(serde_json::from_str::<StreamId>(r#""-7""#).is_err());
+    }
+
+    #[test]
+    fn expected_versions_match_exactly_what_they_say() {
+        use ExpectedVersion::*;
+        let cases = [
+            (Any, 0, true),
+            (Any, 5, true),
+            (NoStream, 0, true),
+            (NoStream, 1, false),
+            (StreamExists, 0, false),
+            (StreamExists, 1, true),
+            (StreamExists, 9, true),
+            (Exact(0), 0, true),
+            (Exact(3), 3, true),
+            (Exact(3), 2, false),
+            (Exact(3), 4, false),
+        ];
+        for (expected, actual, matches) in cases {
+            assert_eq!(
+                expected.matches(actual),
+                matches,
+                "{expected:?} at {actual}"
+            );
+        }
+    }
+
+    #[test]
+    fn expected_versions_read_as_words_in_conflict_messages() {
+        assert_eq!(ExpectedVersion::Any.to_string(), "any version");
+        assert_eq!(ExpectedVersion::NoStream.to_string(), "no stream");
+        assert_eq!(
+            ExpectedVersion::StreamExists.to_string(),
+            "an existing stream"
+        );
+        assert_eq!(ExpectedVersion::Exact(4).to_string(), "version 4");
+    }
+}

@@ -302,6 +302,45 @@ fn decoding_reports_unknown_types_newer_versions_missing_steps_and_failing_upcas
     assert!(matches!(bad_json, Err(DecodeError::Json(_))));
 }
 
+/// Found by the `event_decode_upcast` fuzz target: a stored payload `0` at schema version 1
+/// reached `chapter_v1_to_v2`, whose `v["words"] = …` panics on a number.
+#[test]
+fn upcasters_are_never_handed_a_payload_that_is_not_an_object() {
+    for stored in ["0", "[1]", r#""x""#, "true", "-1.5"] {
+        let got = StoryEvent::decode("story.chapter_added", 1, stored);
+        assert!(
+            matches!(got, Err(DecodeError::NotAnObject { version: 1 })),
+            "{stored}: {got:?}"
+        );
+    }
+    // A step that returns something else than an object stops the chain before the next.
+    let to_array: recount::aggregate::UpcastFn = |_| Ok(json!([1]));
+    let indexing: recount::aggregate::UpcastFn = |mut v| {
+        v["x"] = json!(1);
+        Ok(v)
+    };
+    let got =
+        recount::aggregate::decode_upcast::<Value>("{}", 1, 3, &[(1, to_array), (2, indexing)]);
+    assert!(
+        matches!(got, Err(DecodeError::NotAnObject { version: 2 })),
+        "{got:?}"
+    );
+    // Read from a store, it is a corrupt event naming itself.
+    let recorded = recount::RecordedEvent {
+        id: uuid::Uuid::nil(),
+        stream: recount::StreamId::new("story", "1").unwrap(),
+        version: 1,
+        cursor: recount::Cursor::from_position(1),
+        event_type: "story.chapter_added".into(),
+        schema_version: 1,
+        payload: "0".into(),
+        metadata: "{}".into(),
+        recorded_at: chrono::DateTime::UNIX_EPOCH,
+    };
+    let err = recorded.decode::<StoryEvent>().unwrap_err();
+    assert!(matches!(err, recount::Error::Corrupt { .. }), "{err:?}");
+}
+
 #[test]
 fn serde_attributes_on_parameters_reach_the_payload() {
     let event = StoryEvent::decode("story.tagged", 1, r#"{"tag":"new"}"#).unwrap();

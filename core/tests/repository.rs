@@ -218,12 +218,14 @@ async fn a_command_id_makes_a_repeated_command_write_once() {
     );
 }
 
-/// A store whose first append commits but then reports a retriable failure, as a dropped
-/// connection after COMMIT would.
+/// A store whose first `fail_next` appends commit but then report a retriable failure, as a
+/// dropped connection after COMMIT would; `hide` drops one stream version from reads, as a
+/// row deleted by hand would.
 #[derive(Clone)]
 struct LostReply {
     inner: InMemoryStore,
     fail_next: Arc<AtomicU32>,
+    hide: Option<u64>,
 }
 
 #[async_trait]
@@ -251,7 +253,9 @@ impl EventStore for LostReply {
         f: u64,
         l: usize,
     ) -> recount::Result<Vec<RecordedEvent>> {
-        self.inner.read_stream(s, f, l).await
+        let mut events = self.inner.read_stream(s, f, l).await?;
+        events.retain(|e| Some(e.version) != self.hide);
+        Ok(events)
     }
     async fn stream_version(&self, s: &StreamId) -> recount::Result<u64> {
         self.inner.stream_version(s).await
@@ -299,6 +303,7 @@ async fn an_append_with_unknown_outcome_is_resent_with_the_same_ids_and_written_
     let store = LostReply {
         inner: inner.clone(),
         fail_next: Arc::new(AtomicU32::new(1)),
+        hide: None,
     };
     let repo = Repository::<Counter, _>::new(store);
     let done = repo
@@ -316,11 +321,100 @@ async fn an_append_with_unknown_outcome_is_resent_with_the_same_ids_and_written_
 }
 
 #[tokio::test]
+async fn unknown_outcomes_are_resent_up_to_the_bound_with_a_growing_pause_then_returned() {
+    let inner = InMemoryStore::new();
+    let store = LostReply {
+        inner: inner.clone(),
+        fail_next: Arc::new(AtomicU32::new(10)),
+        hide: None,
+    };
+    let repo = Repository::<Counter, _>::new(store).with_max_unknown_outcome_retries(3);
+    let started = std::time::Instant::now();
+    let err = repo
+        .execute("u", &CommandContext::new(), |c| c.add(7))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(&err, CommandError::Store(e) if e.is_retriable()),
+        "{err:?}"
+    );
+    assert_eq!(
+        repo.stats().unknown_outcome_retries,
+        3,
+        "three re-sends, then the error"
+    );
+    assert_eq!(inner.len(), 1, "every re-send was recognised by its ids");
+    // 20, 40 and 80 ms: the pause doubles from 20 ms.
+    assert!(
+        waited >= std::time::Duration::from_millis(130),
+        "paused {waited:?} in all"
+    );
+}
+
+/// Store contract, item 1, checked on every replay: a version missing from the middle of a
+/// stream is a corrupt stream, never a state silently built without it.
+#[tokio::test]
+async fn a_replayed_stream_with_a_version_missing_is_corrupt() {
+    let inner = InMemoryStore::new();
+    let plain = Repository::<Counter, _>::new(inner.clone());
+    for _ in 0..3 {
+        plain
+            .execute("gap", &CommandContext::new(), |c| c.add(1))
+            .await
+            .unwrap();
+    }
+    let store = LostReply {
+        inner,
+        fail_next: Arc::new(AtomicU32::new(0)),
+        hide: Some(2),
+    };
+    let repo = Repository::<Counter, _>::new(store);
+    let err = repo.load("gap").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { reason, .. } if reason.contains("version 2 is missing")),
+        "{err:?}"
+    );
+}
+
+/// A hand-written aggregate may say `snapshot_every() == Some(0)`: that means never, not a
+/// division by zero.
+#[tokio::test]
+async fn snapshot_every_zero_saves_no_snapshot() {
+    #[derive(Debug, Default)]
+    struct Zero(common::Counter);
+    impl recount::Aggregate for Zero {
+        const CATEGORY: &'static str = "counter";
+        type Event = CounterEvent;
+        type Error = CounterError;
+        fn apply(&mut self, event: CounterEvent) {
+            recount::Aggregate::apply(&mut self.0, event)
+        }
+        fn snapshot_every() -> Option<u64> {
+            Some(0)
+        }
+        fn encode_snapshot(&self) -> Option<Result<String, serde_json::Error>> {
+            Some(Ok("{}".to_owned()))
+        }
+    }
+    let store = InMemoryStore::new();
+    let repo = Repository::<Zero, _>::new(store.clone());
+    let done = repo
+        .execute("z", &CommandContext::new(), |z| z.0.add(2))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 1);
+    assert_eq!(repo.stats().snapshots_saved, 0);
+    assert_eq!(store.load_snapshot(&stream("z")).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn a_failed_snapshot_save_never_fails_the_command() {
     let inner = InMemoryStore::new();
     let store = LostReply {
         inner: inner.clone(),
         fail_next: Arc::new(AtomicU32::new(0)),
+        hide: None,
     };
     let repo = Repository::<SnapCounter, _>::new(store);
     for _ in 0..10 {

@@ -125,3 +125,61 @@ mod store;
 pub use options::PgOptions;
 pub use projection::{PgProjection, PgReadModel};
 pub use store::PgEventStore;
+
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use chrono::{DateTime, Utc};
+    use recount::{RecordedEvent, Result};
+    use uuid::Uuid;
+
+    /// One event row's columns as the driver decoded them: each its value or the driver's
+    /// error text (`transaction_id, global_position, stream_id, stream_version, event_id,
+    /// event_type, schema_version, payload, metadata, recorded_at`).
+    #[derive(Debug, Clone)]
+    #[allow(missing_docs)]
+    pub struct EventColumns<'r> {
+        pub transaction_id: std::result::Result<u64, String>,
+        pub global_position: std::result::Result<i64, String>,
+        pub stream_id: std::result::Result<&'r str, String>,
+        pub stream_version: std::result::Result<i64, String>,
+        pub event_id: std::result::Result<Uuid, String>,
+        pub event_type: std::result::Result<&'r str, String>,
+        pub schema_version: std::result::Result<i32, String>,
+        pub payload: std::result::Result<String, String>,
+        pub metadata: std::result::Result<String, String>,
+        pub recorded_at: std::result::Result<DateTime<Utc>, String>,
+    }
+
+    /// Checks decoded columns as every read does: the event or `Error::Corrupt`.
+    pub fn decode_event_columns(c: EventColumns<'_>) -> Result<RecordedEvent> {
+        crate::read::EventColumns {
+            transaction_id: c.transaction_id,
+            global_position: c.global_position,
+            stream_id: c.stream_id,
+            stream_version: c.stream_version,
+            event_id: c.event_id,
+            event_type: c.event_type,
+            schema_version: c.schema_version,
+            payload: c.payload,
+            metadata: c.metadata,
+            recorded_at: c.recorded_at,
+        }
+        .decode()
+    }
+
+    /// An `xid8` column in the binary format (8 bytes, big-endian), as the driver reads it.
+    pub fn xid8_from_binary(bytes: &[u8]) -> std::result::Result<u64, String> {
+        crate::pgtypes::xid8_from_binary(bytes)
+            .map(|x| x.0)
+            .map_err(|e| e.to_string())
+    }
+
+    /// An `xid8` column in the text format, as the driver reads it.
+    pub fn xid8_from_text(text: &str) -> std::result::Result<u64, String> {
+        crate::pgtypes::xid8_from_text(text)
+            .map(|x| x.0)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -35,13 +35,21 @@ impl Encode<'_, Postgres> for Xid8 {
 impl Decode<'_, Postgres> for Xid8 {
     fn decode(value: PgValueRef<'_>) -> Result<Self, BoxDynError> {
         match value.format() {
-            PgValueFormat::Binary => {
-                let bytes: [u8; 8] = value.as_bytes()?.try_into()?;
-                Ok(Xid8(u64::from_be_bytes(bytes)))
-            }
-            PgValueFormat::Text => Ok(Xid8(value.as_str()?.parse()?)),
+            PgValueFormat::Binary => xid8_from_binary(value.as_bytes()?),
+            PgValueFormat::Text => xid8_from_text(value.as_str()?),
         }
     }
+}
+
+/// An `xid8` in the binary format: 8 bytes, big-endian.
+pub(crate) fn xid8_from_binary(bytes: &[u8]) -> Result<Xid8, BoxDynError> {
+    let bytes: [u8; 8] = bytes.try_into()?;
+    Ok(Xid8(u64::from_be_bytes(bytes)))
+}
+
+/// An `xid8` in the text format: its decimal digits.
+pub(crate) fn xid8_from_text(text: &str) -> Result<Xid8, BoxDynError> {
+    Ok(Xid8(text.parse()?))
 }
 
 /// A `json` value as its text. PostgreSQL sends `json` as the text it stored (it validated

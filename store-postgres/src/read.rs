@@ -36,58 +36,94 @@ pub(crate) fn cursor_of(transaction_id: Xid8, global_position: i64) -> Result<Cu
 /// that does not decode is [`Error::Corrupt`] naming the event and its stream, as far as they
 /// are readable.
 pub(crate) fn decode_event(row: &PgRow, at: usize) -> Result<RecordedEvent> {
-    let event_id: Option<Uuid> = row.try_get(at + 4).ok();
-    let stream: Option<&str> = row.try_get(at + 2).ok();
-    let corrupt = |reason: String| Error::Corrupt {
-        event_id: event_id.unwrap_or(Uuid::nil()),
-        stream: stream.unwrap_or("<unreadable>").to_owned(),
-        event_type: row
-            .try_get::<&str, _>(at + 5)
-            .unwrap_or("<unreadable>")
-            .to_owned(),
-        reason,
-    };
-    let field = |name: &str, e: sqlx::Error| corrupt(format!("{name}: {e}"));
-    let id = event_id.ok_or_else(|| corrupt("the event id does not decode".to_owned()))?;
-    let stream = stream.ok_or_else(|| corrupt("the stream id does not decode".to_owned()))?;
-    let stream = StreamId::parse(stream).map_err(|e| corrupt(format!("stream id: {e}")))?;
-    let transaction_id: Xid8 = row.try_get(at).map_err(|e| field("transaction id", e))?;
-    let position: i64 = row
-        .try_get(at + 1)
-        .map_err(|e| field("global position", e))?;
-    let version: i64 = row
-        .try_get(at + 3)
-        .map_err(|e| field("stream version", e))?;
-    let event_type: String = row.try_get(at + 5).map_err(|e| field("event type", e))?;
-    let schema_version: i32 = row
-        .try_get(at + 6)
-        .map_err(|e| field("schema version", e))?;
-    let JsonText(payload) = row.try_get(at + 7).map_err(|e| field("payload", e))?;
-    let JsonText(metadata) = row.try_get(at + 8).map_err(|e| field("metadata", e))?;
-    let recorded_at: DateTime<Utc> = row.try_get(at + 9).map_err(|e| field("recorded at", e))?;
-    let (Some(version), Some(position)) = (
-        u64::try_from(version).ok().filter(|v| *v > 0),
-        u64::try_from(position).ok().filter(|p| *p > 0),
-    ) else {
-        return Err(corrupt(format!(
-            "stream version {version} at global position {position}"
-        )));
-    };
-    let schema_version = u32::try_from(schema_version)
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| corrupt(format!("schema version {schema_version}")))?;
-    Ok(RecordedEvent {
-        id,
-        stream,
-        version,
-        cursor: Cursor::from_parts(transaction_id.0, position),
-        event_type,
-        schema_version,
-        payload,
-        metadata,
-        recorded_at,
-    })
+    let get = |e: sqlx::Error| e.to_string();
+    EventColumns {
+        transaction_id: row.try_get::<Xid8, _>(at).map(|x| x.0).map_err(get),
+        global_position: row.try_get(at + 1).map_err(get),
+        stream_id: row.try_get(at + 2).map_err(get),
+        stream_version: row.try_get(at + 3).map_err(get),
+        event_id: row.try_get(at + 4).map_err(get),
+        event_type: row.try_get(at + 5).map_err(get),
+        schema_version: row.try_get(at + 6).map_err(get),
+        payload: row.try_get(at + 7).map(|JsonText(t)| t).map_err(get),
+        metadata: row.try_get(at + 8).map(|JsonText(t)| t).map_err(get),
+        recorded_at: row.try_get(at + 9).map_err(get),
+    }
+    .decode()
+}
+
+/// One event row's columns as the driver decoded them, each its value or why it did not
+/// decode. Checking them needs no server, so the fuzz targets reach it directly.
+#[derive(Debug, Clone)]
+pub(crate) struct EventColumns<'r> {
+    pub(crate) transaction_id: std::result::Result<u64, String>,
+    pub(crate) global_position: std::result::Result<i64, String>,
+    pub(crate) stream_id: std::result::Result<&'r str, String>,
+    pub(crate) stream_version: std::result::Result<i64, String>,
+    pub(crate) event_id: std::result::Result<Uuid, String>,
+    pub(crate) event_type: std::result::Result<&'r str, String>,
+    pub(crate) schema_version: std::result::Result<i32, String>,
+    pub(crate) payload: std::result::Result<String, String>,
+    pub(crate) metadata: std::result::Result<String, String>,
+    pub(crate) recorded_at: std::result::Result<DateTime<Utc>, String>,
+}
+
+impl EventColumns<'_> {
+    /// The event, or [`Error::Corrupt`] naming it as far as it is readable.
+    pub(crate) fn decode(self) -> Result<RecordedEvent> {
+        let event_id = self.event_id.as_ref().ok().copied();
+        let stream = self.stream_id.as_ref().ok().copied();
+        let event_type = self.event_type.as_ref().ok().copied();
+        let corrupt = |reason: String| Error::Corrupt {
+            event_id: event_id.unwrap_or(Uuid::nil()),
+            stream: stream.unwrap_or("<unreadable>").to_owned(),
+            event_type: event_type.unwrap_or("<unreadable>").to_owned(),
+            reason,
+        };
+        let field = |name: &str, e: String| corrupt(format!("{name}: {e}"));
+        let id = event_id.ok_or_else(|| corrupt("the event id does not decode".to_owned()))?;
+        let stream = stream.ok_or_else(|| corrupt("the stream id does not decode".to_owned()))?;
+        let stream = StreamId::parse(stream).map_err(|e| corrupt(format!("stream id: {e}")))?;
+        let transaction_id = self
+            .transaction_id
+            .map_err(|e| field("transaction id", e))?;
+        let position = self
+            .global_position
+            .map_err(|e| field("global position", e))?;
+        let version = self
+            .stream_version
+            .map_err(|e| field("stream version", e))?;
+        let event_type = self.event_type.map_err(|e| field("event type", e))?;
+        let schema_version = self
+            .schema_version
+            .map_err(|e| field("schema version", e))?;
+        let payload = self.payload.map_err(|e| field("payload", e))?;
+        let metadata = self.metadata.map_err(|e| field("metadata", e))?;
+        let recorded_at = self.recorded_at.map_err(|e| field("recorded at", e))?;
+        let (Some(version), Some(position)) = (
+            u64::try_from(version).ok().filter(|v| *v > 0),
+            u64::try_from(position).ok().filter(|p| *p > 0),
+        ) else {
+            return Err(corrupt(format!(
+                "stream version {version} at global position {position}"
+            )));
+        };
+        let schema_version = u32::try_from(schema_version)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| corrupt(format!("schema version {schema_version}")))?;
+        Ok(RecordedEvent {
+            id,
+            stream,
+            version,
+            cursor: Cursor::from_parts(transaction_id, position),
+            event_type: event_type.to_owned(),
+            schema_version,
+            payload,
+            metadata,
+            recorded_at,
+        })
+    }
 }
 
 impl PgEventStore {

@@ -78,6 +78,23 @@ pub use projection::{SqliteProjection, SqliteReadModel};
 pub use store::SqliteEventStore;
 pub use writer::SqliteStats;
 
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use recount::{RecordedEvent, Result};
+    pub use rusqlite::types::ValueRef;
+
+    /// How many columns an event row has.
+    pub const EVENT_COLUMNS: usize = crate::reader::EVENT_COLUMNS;
+
+    /// Decodes the values of one event row (`position, stream_id, stream_version, event_id,
+    /// event_type, schema_version, payload, metadata, recorded_at`) as every read does.
+    pub fn decode_event_row(cols: &[ValueRef<'_>; EVENT_COLUMNS]) -> Result<RecordedEvent> {
+        crate::reader::Decoder::default().decode_values(cols)
+    }
+}
+
 /// The rusqlite this store is built on, for the closures of
 /// [`SqliteEventStore::commit_with_checkpoint`].
 pub use rusqlite;

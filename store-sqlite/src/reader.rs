@@ -249,15 +249,31 @@ fn query_into(
 /// Decodes rows of `queries::event_columns!`, reusing the last stream id: a page of the log
 /// mostly holds runs of one stream, and parsing a stream id checks every character.
 #[derive(Default)]
-struct Decoder {
+pub(crate) struct Decoder {
     last_stream: Option<StreamId>,
 }
 
+/// How many columns `queries::event_columns!` selects.
+pub(crate) const EVENT_COLUMNS: usize = 9;
+
 impl Decoder {
     fn decode(&mut self, row: &Row<'_>) -> Result<RecordedEvent> {
-        let id_ref = row.get_ref(3).map_err(error::db)?;
-        let stream_ref = row.get_ref(1).map_err(error::db)?;
-        let type_ref = row.get_ref(4).map_err(error::db)?;
+        let mut cols = [ValueRef::Null; EVENT_COLUMNS];
+        for (i, col) in cols.iter_mut().enumerate() {
+            *col = row.get_ref(i).map_err(error::db)?;
+        }
+        self.decode_values(&cols)
+    }
+
+    /// Decodes one row's values, in the order of `queries::event_columns!`. Whatever the
+    /// values are, the answer is an event or [`Error::Corrupt`], never a panic: the file may
+    /// have been written by anything.
+    pub(crate) fn decode_values(
+        &mut self,
+        cols: &[ValueRef<'_>; EVENT_COLUMNS],
+    ) -> Result<RecordedEvent> {
+        let [position, stream_ref, version, id_ref, type_ref, schema_version, payload, metadata, recorded_at] =
+            *cols;
         // A row that does not decode names itself as well as it can (item 6 of the issue).
         let corrupt = |reason: String| Error::Corrupt {
             event_id: uuid_of(id_ref).unwrap_or(Uuid::nil()),
@@ -279,22 +295,25 @@ impl Decoder {
         };
         let event_type =
             text(type_ref).ok_or_else(|| corrupt("event type is not UTF-8 text".into()))?;
-        let payload = json_object(row.get_ref(6).map_err(error::db)?)
+        let payload = json_object(payload)
             .ok_or_else(|| corrupt("payload is not a JSON object text".into()))?;
-        let metadata = json_object(row.get_ref(7).map_err(error::db)?)
+        let metadata = json_object(metadata)
             .ok_or_else(|| corrupt("metadata is not a JSON object text".into()))?;
-        let position = int(row.get_ref(0).map_err(error::db)?)
+        let position = int(position)
             .and_then(|p| u64::try_from(p).ok())
             .filter(|p| *p > 0)
             .ok_or_else(|| corrupt("bad position".into()))?;
-        let version = int(row.get_ref(2).map_err(error::db)?)
+        let version = int(version)
             .and_then(|v| u64::try_from(v).ok())
             .filter(|v| *v > 0)
             .ok_or_else(|| corrupt("bad stream version".into()))?;
-        let schema_version = int(row.get_ref(5).map_err(error::db)?)
+        // The bounds an append checks (1 ..= MAX_SCHEMA_VERSION), as PostgreSQL reads do: a
+        // version 0 would otherwise reach the event's decoder as if a store had accepted it.
+        let schema_version = int(schema_version)
             .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| recount::check_schema_version(*v).is_ok())
             .ok_or_else(|| corrupt("bad schema version".into()))?;
-        let recorded_at = int(row.get_ref(8).map_err(error::db)?)
+        let recorded_at = int(recorded_at)
             .and_then(DateTime::from_timestamp_micros)
             .ok_or_else(|| corrupt("bad recorded_at".into()))?;
         Ok(RecordedEvent {

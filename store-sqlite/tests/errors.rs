@@ -243,3 +243,90 @@ async fn the_wal_stays_bounded_under_steady_appends_with_readers() {
         "the WAL was brought back under the limit: {now} bytes (largest seen {largest})"
     );
 }
+
+/// Found by the `sqlite_row_decode` fuzz target: a stored schema version of 0 (or beyond
+/// what PostgreSQL can hold) read back as if an append had accepted it.
+#[tokio::test]
+async fn a_schema_version_no_append_accepts_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteEventStore::open(&path).await.unwrap();
+    let s = StreamId::new("rot", "2").unwrap();
+    let e = event(1);
+    let id = e.id;
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![e])
+        .await
+        .unwrap();
+    let raw = Connection::open(&path).unwrap();
+    for bad in [0_i64, i64::from(recount::MAX_SCHEMA_VERSION) + 1, -1] {
+        raw.execute(
+            "UPDATE events SET schema_version = ?1 WHERE event_id = ?2",
+            recount_sqlite::rusqlite::params![bad, id.as_bytes()],
+        )
+        .unwrap();
+        let err = store.read_stream(&s, 1, 10).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { event_id, reason, .. } if *event_id == id && reason.contains("schema version")),
+            "schema version {bad}: {err:?}"
+        );
+    }
+    raw.execute(
+        "UPDATE events SET schema_version = 1 WHERE event_id = ?1",
+        [id.as_bytes()],
+    )
+    .unwrap();
+    assert_eq!(
+        store.read_stream(&s, 1, 10).await.unwrap()[0].schema_version,
+        1
+    );
+}
+
+/// Positions and stream versions start at 1: a row at 0 was not written by an append; an
+/// object that never closes is not object text.
+#[tokio::test]
+async fn a_position_or_stream_version_of_zero_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteEventStore::open(&path).await.unwrap();
+    let s = StreamId::new("rot", "3").unwrap();
+    let e = event(1);
+    let id = e.id;
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![e])
+        .await
+        .unwrap();
+    let raw = Connection::open(&path).unwrap();
+    for (column, reason) in [
+        ("stream_version", "bad stream version"),
+        ("position", "bad position"),
+    ] {
+        raw.execute(
+            &format!("UPDATE events SET {column} = 0 WHERE event_id = ?1"),
+            [id.as_bytes()],
+        )
+        .unwrap();
+        // From version 0: the range a read from the start covers.
+        let err = store.read_stream(&s, 0, 10).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { event_id, reason: r, .. } if *event_id == id && r == reason),
+            "{column} 0: {err:?}"
+        );
+        raw.execute(
+            &format!("UPDATE events SET {column} = 1 WHERE event_id = ?1"),
+            [id.as_bytes()],
+        )
+        .unwrap();
+    }
+    // Text that opens an object and never closes it is not object text either.
+    raw.execute(
+        "UPDATE events SET payload = '{\"n\":1' WHERE event_id = ?1",
+        [id.as_bytes()],
+    )
+    .unwrap();
+    let err = store.read_stream(&s, 1, 10).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { reason, .. } if reason.contains("payload")),
+        "{err:?}"
+    );
+}

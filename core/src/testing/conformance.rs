@@ -652,6 +652,24 @@ pub async fn deleted_stream_rejects_appends_and_reads_but_stays_in_the_log<
         matches!(r, Err(Error::StreamDeleted { .. })),
         "read after delete: {r:?}"
     );
+    let v = store.stream_version(&s).await;
+    assert!(
+        matches!(v, Err(Error::StreamDeleted { .. })),
+        "version after delete: {v:?}"
+    );
+    let snap = store
+        .save_snapshot(Snapshot {
+            stream: s.clone(),
+            version: 3,
+            tag: "v1".to_owned(),
+            state: "{}".to_owned(),
+        })
+        .await;
+    assert!(
+        matches!(snap, Err(Error::StreamDeleted { .. })),
+        "snapshot after delete: {snap:?}"
+    );
+    assert_eq!(store.load_snapshot(&s).await.unwrap(), None);
     let again = store.delete_stream(&s, ExpectedVersion::Any).await;
     assert!(
         matches!(again, Err(Error::StreamDeleted { .. })),
