@@ -7,7 +7,8 @@
 //! the entries and the position are stored together or not at all — and it does so only if
 //! the key still holds the position this sink last saw: the sink `WATCH`es the key, reads it,
 //! and `EXEC` applies nothing if anyone changed it since (a compare-and-set that fences a
-//! relay that lost its lease). On start the sink reads the key and the relay
+//! relay that lost its lease). The watch for the next batch is set, and the key read, in the
+//! same round trip as the `EXEC`, so a batch costs one round trip, as a plain pipeline does. On start the sink reads the key and the relay
 //! resumes after it. Durability is Redis's: with persistence off, a Redis restart loses the
 //! streams and the key together.
 
@@ -81,12 +82,22 @@ impl EntryFields<'_> {
     }
 }
 
+/// The sink's connection, and the position key's value as read right after this sink's last
+/// `EXEC` under a fresh `WATCH` (`None`: no watch in place). With a watch in place, the next
+/// batch needs no round trip of its own to check the key: if anyone changed it since, its
+/// `EXEC` applies nothing.
+#[derive(Debug)]
+struct Watching {
+    conn: MultiplexedConnection,
+    watched: Option<Option<String>>,
+}
+
 /// A [`Sink`] to Redis Streams. See the [module docs](self).
 #[derive(Debug)]
 pub struct RedisSink {
     /// The sink's own connection: `WATCH` is a connection's state, so nothing else may send
     /// on it between the `WATCH` and the `EXEC` (the lock keeps one batch at a time).
-    conn: tokio::sync::Mutex<MultiplexedConnection>,
+    conn: tokio::sync::Mutex<Watching>,
     config: RedisConfig,
     /// The position key's value as last seen (`None`: read it).
     position: Mutex<Option<Option<Cursor>>>,
@@ -109,7 +120,10 @@ impl RedisSink {
     /// Connects.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         Ok(RedisSink {
-            conn: tokio::sync::Mutex::new(connect(&config.url).await?),
+            conn: tokio::sync::Mutex::new(Watching {
+                conn: connect(&config.url).await?,
+                watched: None,
+            }),
             config,
             position: Mutex::new(None),
         })
@@ -127,7 +141,7 @@ impl Sink for RedisSink {
             return Ok(p);
         }
         let mut conn = self.conn.lock().await;
-        let stored: Option<String> = conn.get(self.config.position_key()).await.map_err(r)?;
+        let stored: Option<String> = conn.conn.get(self.config.position_key()).await.map_err(r)?;
         let at = stored.map(|s| s.parse::<Cursor>()).transpose()?;
         *lock(&self.position) = Some(at);
         Ok(at)
@@ -140,22 +154,33 @@ impl Sink for RedisSink {
         let through = wire::through(expected, events);
         let key = self.config.position_key();
         let expected = expected.map(|c| c.to_string()).unwrap_or_default();
-        let mut conn = self.conn.lock().await;
-        let outcome: redis::RedisResult<std::result::Result<(), String>> = async {
-            // `WATCH` and the read in one round trip.
-            let (current,): (Option<String>,) = redis::pipe()
-                .cmd("WATCH")
-                .arg(&key)
-                .ignore()
-                .get(&key)
-                .query_async(&mut *conn)
-                .await?;
+        let mut guard = self.conn.lock().await;
+        let w = &mut *guard;
+        let watched = w.watched.take();
+        let conn = &mut w.conn;
+        let outcome: redis::RedisResult<std::result::Result<Option<String>, String>> = async {
+            let current = match watched {
+                Some(value) => value,
+                // No watch in place: `WATCH` and the read in one round trip.
+                None => {
+                    let (current,): (Option<String>,) = redis::pipe()
+                        .cmd("WATCH")
+                        .arg(&key)
+                        .ignore()
+                        .get(&key)
+                        .query_async(conn)
+                        .await?;
+                    current
+                }
+            };
             if current.as_deref().unwrap_or("") != expected {
-                let () = redis::cmd("UNWATCH").query_async(&mut *conn).await?;
+                let () = redis::cmd("UNWATCH").query_async(conn).await?;
                 return Ok(Err(current.unwrap_or_default()));
             }
+            // MULTI, the entries and the position, EXEC; then WATCH and read the key again
+            // for the next batch, all in one round trip.
             let mut pipe = redis::pipe();
-            pipe.atomic();
+            pipe.cmd("MULTI").ignore();
             // Most batches hold one topic or a few: each stream key is made once.
             let mut keys: Vec<(&str, String)> = Vec::new();
             for e in events {
@@ -172,14 +197,26 @@ impl Sink for RedisSink {
             }
             pipe.set(&key, through.map(|c| c.to_string()).unwrap_or_default())
                 .ignore();
-            let reply: redis::Value = pipe.query_async(&mut *conn).await?;
+            pipe.cmd("EXEC");
+            pipe.cmd("WATCH").arg(&key).ignore();
+            pipe.get(&key);
+            let (reply, after): (redis::Value, Option<String>) = pipe.query_async(conn).await?;
             // `EXEC` answers nil, having applied nothing, when the key changed after `WATCH`.
             Ok(match reply {
                 redis::Value::Nil => Err("(changed while publishing)".to_owned()),
-                _ => Ok(()),
+                _ => Ok(after),
             })
         }
         .await;
+        let outcome = outcome.map(|o| {
+            o.map(|after| {
+                // The watch now in place is good for the next batch if the key holds what
+                // this batch wrote.
+                if after.as_deref() == through.map(|c| c.to_string()).as_deref() {
+                    guard.watched = Some(after);
+                }
+            })
+        });
         match outcome {
             Ok(Ok(())) => {
                 *lock(&self.position) = Some(through);

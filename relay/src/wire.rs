@@ -21,16 +21,31 @@ pub(crate) struct Meta {
     pub(crate) occurred_at: DateTime<Utc>,
 }
 
+/// [`Meta`] borrowed from an event, to write it without copying the stream id.
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<Uuid>,
+    source: &'a StreamId,
+    source_version: u64,
+    cursor: Cursor,
+    occurred_at: DateTime<Utc>,
+}
+
 pub(crate) fn meta_json(e: &IntegrationEvent) -> String {
-    let meta = Meta {
+    let meta = MetaRef {
         version: e.version,
         correlation_id: e.correlation_id,
         causation_id: e.causation_id,
-        source: e.source.clone(),
+        source: &e.source,
         source_version: e.source_version,
         cursor: e.cursor,
         occurred_at: e.occurred_at,
     };
+    // Numbers, ids, a stream id and a time always serialize.
     serde_json::to_string(&meta).unwrap_or_default()
 }
 

@@ -234,6 +234,21 @@ async fn redis_sink_that_lost_its_place_is_fenced_and_adds_nothing() {
         .map(|f| f["payload"].clone())
         .collect();
     assert_eq!(ids, [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]);
+    // B published before and keeps a watch on the key from then: A's batch since makes B's
+    // next EXEC apply nothing.
+    let err = b.publish(&[integration_event(4)]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("fenced") || err.to_string().contains("changed"),
+        "{err}"
+    );
+    assert_eq!(redis.entries(&stream).await.len(), 3, "nothing added");
+    assert_eq!(
+        b.published_through().await.unwrap(),
+        Some(recount::Cursor::from_position(3))
+    );
+    b.publish(&[integration_event(4)]).await.unwrap();
+    b.publish(&[integration_event(5)]).await.unwrap();
+    assert_eq!(redis.entries(&stream).await.len(), 5);
     let mut conn = redis.conn().await;
     let _: () = conn
         .del(&[stream, redis.config("fenced").position_key()])
