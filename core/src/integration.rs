@@ -107,6 +107,11 @@ impl IntegrationEvent {
         if version == 0 {
             return Err(Error::invalid("version", "integration versions start at 1"));
         }
+        Self::build(domain, name, version, payload)
+    }
+
+    /// [`IntegrationEvent::from_domain_text`] for a name and version already checked.
+    fn build(domain: &RecordedEvent, name: &str, version: u32, payload: String) -> Result<Self> {
         if !payload.starts_with('{') {
             return Err(Error::invalid("payload", "not a JSON object"));
         }
@@ -258,10 +263,15 @@ impl IntegrationMap {
         assert!(version > 0, "integration map: `{name}` version 0");
         let map: Box<MapFn> = Box::new(move |e| match payload(e)? {
             None => Ok(None),
-            // Straight to text: the payload is encoded once.
-            Some(p) => serde_json::to_string(&p)
-                .map(Some)
-                .map_err(|err| Error::invalid("payload", err.to_string())),
+            // Straight to text, encoded once, into a buffer about the domain payload's size.
+            Some(p) => {
+                let mut text = Vec::with_capacity(e.payload.len() + 32);
+                serde_json::to_writer(&mut text, &p)
+                    .map_err(|err| Error::invalid("payload", err.to_string()))?;
+                String::from_utf8(text)
+                    .map(Some)
+                    .map_err(|err| Error::invalid("payload", err.to_string()))
+            }
         });
         let rule = Rule {
             name: name.to_owned(),
@@ -315,9 +325,9 @@ impl Mapping for IntegrationMap {
         };
         match (rule.map)(event)? {
             None => Ok(None),
+            // The rule's name and version were checked when it was added.
             Some(payload) => {
-                IntegrationEvent::from_domain_text(event, &rule.name, rule.version, payload)
-                    .map(Some)
+                IntegrationEvent::build(event, &rule.name, rule.version, payload).map(Some)
             }
         }
     }
