@@ -1,6 +1,6 @@
 //! Relays: StoryChain's [integration events](crate::integration) to NATS JetStream, Redis
 //! Streams or RabbitMQ, each a consumer of the log run by a
-//! [`Runner`](recount::projection::Runner).
+//! [`Runner`].
 //!
 //! Each broker is behind a cargo feature of the same name (`nats`, `redis`, `rabbitmq`); a
 //! build without it refuses that broker with a message saying so. One relay per broker may
