@@ -263,15 +263,10 @@ impl IntegrationMap {
         assert!(version > 0, "integration map: `{name}` version 0");
         let map: Box<MapFn> = Box::new(move |e| match payload(e)? {
             None => Ok(None),
-            // Straight to text, encoded once, into a buffer about the domain payload's size.
-            Some(p) => {
-                let mut text = Vec::with_capacity(e.payload.len() + 32);
-                serde_json::to_writer(&mut text, &p)
-                    .map_err(|err| Error::invalid("payload", err.to_string()))?;
-                String::from_utf8(text)
-                    .map(Some)
-                    .map_err(|err| Error::invalid("payload", err.to_string()))
-            }
+            // Straight to text: the payload is encoded once.
+            Some(p) => serde_json::to_string(&p)
+                .map(Some)
+                .map_err(|err| Error::invalid("payload", err.to_string())),
         });
         let rule = Rule {
             name: name.to_owned(),
