@@ -265,28 +265,15 @@ impl AwardsManager {
 
     /// Waits until the profiles model has applied `event`.
     async fn profiles_at(&self, event: &RecordedEvent) -> Result<(), BoxError> {
-        use recount::EventStore;
         let store = self.app.store();
-        let version = crate::readmodel::active(store, "profiles").await?;
-        let name = recount::projection::checkpoint_name("profiles", version, None);
-        let deadline = std::time::Instant::now() + PROFILES_WAIT;
-        loop {
-            if store
-                .load_checkpoint(&name)
-                .await?
-                .is_some_and(|at| at >= event.cursor)
-            {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(recount::Error::retriable(format!(
-                    "the profiles model has not reached {} yet",
-                    event.cursor
-                ))
-                .into());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if crate::readmodel::reached(store, &["profiles"], event.cursor, PROFILES_WAIT).await? {
+            return Ok(());
         }
+        Err(recount::Error::retriable(format!(
+            "the profiles model has not reached {} yet",
+            event.cursor
+        ))
+        .into())
     }
 
     /// The users whose XP or counters `event` changed.

@@ -110,6 +110,12 @@ fn parse<T: std::str::FromStr>(field: &str, text: Option<&str>) -> Result<Option
     .transpose()
 }
 
+/// A path segment that must parse as a UUID.
+fn uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(format!("`{field}` is not valid: `{text}`")))
+}
+
 fn time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     text.map(|t| {
         DateTime::parse_from_rfc3339(t)
@@ -196,7 +202,7 @@ pub async fn event(
     _: Admin,
     Path(event_id): Path<String>,
 ) -> Result<AppJson<EventItem>, ApiError> {
-    let id = parse::<Uuid>("event_id", Some(&event_id))?.unwrap_or_default();
+    let id = uuid("event_id", &event_id)?;
     match s.app.store().read_event(id).await? {
         Some(e) => Ok(AppJson(e.into())),
         None => Err(ApiError::not_found("event")),
@@ -224,7 +230,7 @@ pub async fn correlation(
     _: Admin,
     Path(correlation_id): Path<String>,
 ) -> Result<AppJson<Chain>, ApiError> {
-    let id = parse::<Uuid>("correlation_id", Some(&correlation_id))?.unwrap_or_default();
+    let id = uuid("correlation_id", &correlation_id)?;
     let batch = s
         .app
         .store()

@@ -4,10 +4,9 @@ use super::{ApiError, ApiState, AppJson, Caller};
 use crate::readmodel::{CatalogueQuery, ReadModels, Sort, StoryRow, PROJECTIONS};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use recount::projection::checkpoint_name;
-use recount::{Cursor, EventStore};
+use recount::Cursor;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
 /// How long a query waits for the read models to reach `after` before answering 503.
@@ -28,28 +27,12 @@ async fn read_your_writes(
     let cursor: Cursor = text
         .parse()
         .map_err(|_| ApiError::invalid(format!("`after` is not a cursor: `{text}`")))?;
-    let store = s.app.store();
-    let deadline = Instant::now() + READ_YOUR_WRITES;
-    'wait: loop {
-        for name in PROJECTIONS {
-            let version = crate::readmodel::active(store, name).await?;
-            let at = store
-                .load_checkpoint(&checkpoint_name(name, version, None))
-                .await?;
-            if at.is_none_or(|at| at < cursor) {
-                if Instant::now() >= deadline {
-                    return Err(ApiError::unavailable(format!(
-                        "the read models did not reach cursor {cursor} within {READ_YOUR_WRITES:?}"
-                    )));
-                }
-                store
-                    .wait_for_append(cursor, Duration::from_millis(10))
-                    .await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue 'wait;
-            }
-        }
-        return Ok(());
+    if crate::readmodel::reached(s.app.store(), &PROJECTIONS, cursor, READ_YOUR_WRITES).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unavailable(format!(
+            "the read models did not reach cursor {cursor} within {READ_YOUR_WRITES:?}"
+        )))
     }
 }
 

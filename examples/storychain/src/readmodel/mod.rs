@@ -72,6 +72,37 @@ pub async fn active(store: &impl EventStore, name: &str) -> Result<u32, Error> {
     Ok(active_version(store, name).await?.unwrap_or(1))
 }
 
+/// Waits until every projection in `names` (at its active version) has passed `cursor`, up
+/// to `timeout`; `false` when one had not by then. Readers that must see their own writes,
+/// and process managers that read a model, wait with this.
+pub async fn reached(
+    store: &SqliteEventStore,
+    names: &[&str],
+    cursor: recount::Cursor,
+    timeout: std::time::Duration,
+) -> Result<bool, Error> {
+    let deadline = std::time::Instant::now() + timeout;
+    'wait: loop {
+        for name in names {
+            let version = active(store, name).await?;
+            let at = store
+                .load_checkpoint(&recount::projection::checkpoint_name(name, version, None))
+                .await?;
+            if at.is_none_or(|at| at < cursor) {
+                if std::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                store
+                    .wait_for_append(cursor, std::time::Duration::from_millis(10))
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue 'wait;
+            }
+        }
+        return Ok(true);
+    }
+}
+
 /// The events a model reads: only these are fed to it (and counted in its lag).
 pub(crate) trait Filtered {
     /// The event types it handles.
