@@ -10,8 +10,8 @@ use recount::projection::{
     SideEffect, Steps,
 };
 use recount::{
-    BoxError, Cursor, Error, EventStore, ExpectedVersion, InMemoryStore, LogFilter, NewEvent,
-    RecordedEvent, Repository, StreamId,
+    BoxError, Cursor, Error, EventQuery, EventStore, ExpectedVersion, InMemoryStore, LogFilter,
+    NewEvent, RecordedEvent, Repository, StreamId,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -476,6 +476,66 @@ async fn a_failing_side_effect_is_parked_after_its_attempts_and_retried_later() 
         runner.catch_up().await.unwrap(),
         0,
         "the checkpoint had moved past everything"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_hands_over_again_only_the_chosen_events_up_to_the_checkpoint() {
+    let store = InMemoryStore::new();
+    let ids = write(&store, 3, 4).await;
+    let noted = StreamId::new("tally", "0").unwrap();
+    let note = NewEvent::new("tally.noted", &serde_json::json!({})).unwrap();
+    let note_id = note.id;
+    store
+        .append(&noted, ExpectedVersion::Any, vec![note])
+        .await
+        .unwrap();
+    let mailer = Mailer::default();
+    let runner = effects(&store, &mailer, 3, DeadLetterPolicy::Skip);
+    assert_eq!(runner.catch_up().await.unwrap(), 13);
+    let checkpoint = runner.status().checkpoint;
+    let later = write(&store, 1, 2).await; // after the checkpoint: the live runner's
+    let log = log(&store).await;
+    let from = log.iter().find(|e| e.id == ids[5]).unwrap().cursor;
+
+    mailer.sent.lock().unwrap().clear();
+    let replayed = runner.replay(&EventQuery::after(from)).await.unwrap();
+    let sent = mailer.sent.lock().unwrap().clone();
+    let mut expected = ids[6..].to_vec();
+    expected.push(note_id);
+    assert_eq!(replayed, 7);
+    assert_eq!(
+        sent, expected,
+        "after `from`, in log order, not past the checkpoint"
+    );
+    assert!(later.iter().all(|id| !sent.contains(id)));
+
+    mailer.sent.lock().unwrap().clear();
+    let only_notes = EventQuery::default().filter(LogFilter::all().event_type("tally.noted"));
+    assert_eq!(runner.replay(&only_notes).await.unwrap(), 1);
+    assert_eq!(*mailer.sent.lock().unwrap(), vec![note_id]);
+
+    assert_eq!(
+        store
+            .load_checkpoint(runner.checkpoint_name())
+            .await
+            .unwrap(),
+        checkpoint,
+        "a replay leaves the checkpoint where it was"
+    );
+    assert_eq!(
+        runner.catch_up().await.unwrap(),
+        2,
+        "the live events are still to do"
+    );
+
+    let tally = InMemoryProjection::<Tally>::new("tally");
+    let projection = Runner::new(store.clone(), tally.clone());
+    projection.catch_up().await.unwrap();
+    let refused = projection.replay(&EventQuery::default()).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
     );
 }
 

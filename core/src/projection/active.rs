@@ -2,7 +2,7 @@
 //! switches readers to a new version, the runner of the old one stops and the new one runs.
 
 use super::{active_version, ConsumerStatus, DeadLetter, Supervised};
-use crate::{EventStore, Result};
+use crate::{EventQuery, EventStore, Result};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,5 +160,9 @@ impl<S: EventStore + Clone> Supervised for ActiveVersion<S> {
         pick: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Sync),
     ) -> Result<usize> {
         self.runner().retry_parked_where(pick).await
+    }
+
+    async fn replay(&self, query: &EventQuery) -> Result<u64> {
+        self.runner().replay(query).await
     }
 }

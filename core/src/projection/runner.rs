@@ -5,7 +5,7 @@ use super::lease::random_holder;
 use super::poison::{Attempts, Failure, Next, Stage};
 use super::status::{ConsumerStatus, RunState, Shared};
 use super::{partition_of, CheckpointMove, Consumer, DeadLetter, Lease};
-use crate::{Backoff, Cursor, Error, EventStore, LogFilter, RecordedEvent, Result};
+use crate::{Backoff, Cursor, Error, EventQuery, EventStore, LogFilter, RecordedEvent, Result};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -704,6 +704,98 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         Ok(resolved)
     }
 
+    /// Hands the events `query` picks to the consumer again, up to its committed checkpoint,
+    /// in log order, with the checkpoint staying where it is: a webhook delivered again, a
+    /// relay's messages published again. Events after the checkpoint are left to the live
+    /// runner. Returns the events handed over.
+    ///
+    /// An event is replayed when it passes both the consumer's filter and every condition of
+    /// `query` (its start `after`, its types, stream, correlation id and time range), and, on
+    /// a partitioned runner, falls in this runner's partition. The first failure stops the
+    /// replay and is returned; what was replayed before it stays done.
+    ///
+    /// Refused with [`Error::InvalidInput`] for a projection: handing a read model an event
+    /// it already applied would count it twice (rebuild a projection instead).
+    ///
+    /// ```
+    /// use async_trait::async_trait;
+    /// use recount::projection::{Effects, Runner, SideEffect};
+    /// use recount::{BoxError, EventQuery, EventStore, ExpectedVersion, InMemoryStore, LogFilter};
+    /// use recount::{NewEvent, RecordedEvent, StreamId};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// #[derive(Default)]
+    /// struct Hook(AtomicUsize);
+    ///
+    /// #[async_trait]
+    /// impl SideEffect for Hook {
+    ///     fn name(&self) -> &str { "hook" }
+    ///     fn filter(&self) -> LogFilter { LogFilter::all() }
+    ///     async fn handle(&self, _: &RecordedEvent) -> Result<(), BoxError> {
+    ///         self.0.fetch_add(1, Ordering::SeqCst);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = InMemoryStore::new();
+    /// let s = StreamId::new("note", "1").unwrap();
+    /// let e = |t: &str| NewEvent::new(t, &serde_json::json!({})).unwrap();
+    /// store.append(&s, ExpectedVersion::Any, vec![e("note.written"), e("note.read")]).await.unwrap();
+    /// let runner = Runner::new(store.clone(), Effects::new(store, Hook::default()));
+    /// runner.catch_up().await.unwrap();
+    ///
+    /// let only_written = EventQuery::default().filter(LogFilter::all().event_type("note.written"));
+    /// assert_eq!(runner.replay(&only_written).await.unwrap(), 1);
+    /// assert_eq!(runner.consumer().handler().0.load(Ordering::SeqCst), 3);
+    /// # });
+    /// ```
+    pub async fn replay(&self, query: &EventQuery) -> Result<u64> {
+        if self.consumer.kind() == super::ConsumerKind::Projection {
+            return Err(Error::invalid(
+                "replay",
+                format!(
+                    "`{}` is a projection: it is rebuilt, not replayed",
+                    self.consumer.name()
+                ),
+            ));
+        }
+        let Some(until) = self.consumer.position(&self.checkpoint).await? else {
+            return Ok(0);
+        };
+        let mut read = query.clone();
+        if read.filter.is_all() {
+            read.filter = self.filter.clone();
+        }
+        let mut replayed = 0;
+        while read.after < until {
+            let batch = self.store.query(&read, self.options.batch_size).await?;
+            if batch.events.is_empty() && batch.last_seen == read.after {
+                break;
+            }
+            read.after = batch.last_seen;
+            let events: Vec<RecordedEvent> = batch
+                .events
+                .into_iter()
+                .filter(|e| {
+                    e.cursor <= until
+                        && self.filter.matches(e.stream.category(), &e.event_type)
+                        && query.filter.matches(e.stream.category(), &e.event_type)
+                        && self.options.partition.is_none_or(|(index, count)| {
+                            partition_of(e.stream.as_str(), count) == index
+                        })
+                })
+                .collect();
+            if events.is_empty() {
+                continue;
+            }
+            let n = events.len() as u64;
+            self.hand_over(events).await?;
+            replayed += n;
+        }
+        Ok(replayed)
+    }
+
     /// Hands one parked event to the consumer with a checkpoint move that stays in place.
     async fn redeliver(&self, letter: &DeadLetter) -> Result<()> {
         let stream = crate::StreamId::parse(&letter.stream)?;
@@ -719,6 +811,12 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                     format!("event {} is no longer in `{stream}`", letter.event_id),
                 )
             })?;
+        self.hand_over(vec![event]).await
+    }
+
+    /// Hands `events` (already handled once) to the consumer with a checkpoint move that
+    /// stays in place.
+    async fn hand_over(&self, events: Vec<RecordedEvent>) -> Result<()> {
         let mut tries = 0;
         loop {
             // A live runner may move the checkpoint meanwhile: then read it again.
@@ -728,7 +826,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                 expected: at,
                 new: at.unwrap_or(Cursor::START),
             };
-            match self.consumer.commit(vec![event.clone()], stay).await {
+            match self.consumer.commit(events.clone(), stay).await {
                 Err(Error::CheckpointConflict { .. }) if tries < 10 => tries += 1,
                 done => {
                     self.forget_checkpoint();

@@ -2,7 +2,7 @@
 //! together, their statuses in one place.
 
 use super::{Consumer, ConsumerStatus, DeadLetter, RunState, Runner};
-use crate::{Backoff, EventStore, Result};
+use crate::{Backoff, EventQuery, EventStore, Result};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -31,6 +31,9 @@ pub trait Supervised: Send + Sync + 'static {
         &self,
         pick: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Sync),
     ) -> Result<usize>;
+    /// Hands the events `query` picks, up to the checkpoint, to the consumer again (see
+    /// [`Runner::replay`]).
+    async fn replay(&self, query: &EventQuery) -> Result<u64>;
 }
 
 #[async_trait]
@@ -56,6 +59,10 @@ impl<S: EventStore, C: Consumer> Supervised for Runner<S, C> {
         pick: &(dyn for<'a> Fn(&'a DeadLetter) -> bool + Sync),
     ) -> Result<usize> {
         Runner::retry_parked_where(self, |l: &DeadLetter| pick(l)).await
+    }
+
+    async fn replay(&self, query: &EventQuery) -> Result<u64> {
+        Runner::replay(self, query).await
     }
 
     fn restarted(&self, panic: &str) {

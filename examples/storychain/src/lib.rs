@@ -10,7 +10,8 @@
 //! - [`integration`]: what StoryChain publishes to other services; [`relay`]: relays to
 //!   NATS, Redis and RabbitMQ (cargo features `nats`, `redis`, `rabbitmq`).
 //! - [`app`]: the application service the CLI and the HTTP API call.
-//! - [`http`]: the HTTP API (axum), its OpenAPI document, and `serve`; [`token`]: API tokens.
+//! - [`http`]: the HTTP API (axum), its OpenAPI document, and `serve`; [`token`]: API tokens;
+//!   [`webhooks`]: webhook delivery.
 //! - [`cli`]: the command line (clap); [`commands`]: what each command does.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod process;
 pub mod readmodel;
 pub mod relay;
 pub mod token;
+pub mod webhooks;
 
 pub use app::{AppError, StoryChain, Written};
 pub mod cli;

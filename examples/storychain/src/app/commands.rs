@@ -208,6 +208,49 @@ impl StoryChain {
             .role_of(&story.owner, user_id))
     }
 
+    /// The story's owner registers a webhook for the story's events of `event_types`,
+    /// POSTed to `url` and signed with `secret`. The id in [`Written`] is the webhook's.
+    pub async fn register_webhook(
+        &self,
+        story_id: &str,
+        by_user: &str,
+        url: &str,
+        event_types: &[String],
+        secret: &str,
+    ) -> Result<Written, AppError> {
+        let story = self.existing_story(story_id).await?;
+        if story.owner != by_user {
+            return Err(crate::domain::StoryError::NotOwner.into());
+        }
+        let now = Utc::now();
+        let id = Uuid::now_v7().to_string();
+        let new = crate::domain::NewWebhook {
+            story_id,
+            owner: by_user,
+            url,
+            event_types,
+            secret,
+            allowed_hosts: self.webhook_hosts(),
+        };
+        Ok(exec(&self.webhooks, &id, &by(by_user), |w| {
+            w.register(&id, new, now)
+        })
+        .await?)
+    }
+
+    /// The webhook's owner removes it; nothing more is delivered to it.
+    pub async fn remove_webhook(
+        &self,
+        webhook_id: &str,
+        by_user: &str,
+    ) -> Result<Written, AppError> {
+        let now = Utc::now();
+        Ok(exec(&self.webhooks, webhook_id, &by(by_user), |w| {
+            w.remove(webhook_id, by_user, now)
+        })
+        .await?)
+    }
+
     pub(crate) async fn existing_story(&self, story_id: &str) -> Result<Story, AppError> {
         let story = self.story(story_id).await?;
         if story.status == StoryStatus::None {

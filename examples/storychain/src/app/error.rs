@@ -2,7 +2,7 @@
 
 use crate::domain::{
     ChapterError, CollaborationError, EngagementError, InboxError, PullRequestError, StoryError,
-    UserError, UsernameError,
+    UserError, UsernameError, WebhookError,
 };
 use recount::CommandError;
 
@@ -34,6 +34,9 @@ pub enum AppError {
     /// The inbox refused it.
     #[error(transparent)]
     Inbox(#[from] InboxError),
+    /// The webhook refused it.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
     /// Something named does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -13,7 +13,7 @@ pub use error::AppError;
 pub use runtime::{ProjectionStatus, Settled};
 
 use crate::domain::{
-    ChapterTree, Collaboration, Engagement, Inbox, PullRequest, Story, User, Username,
+    ChapterTree, Collaboration, Engagement, Inbox, PullRequest, Story, User, Username, Webhook,
 };
 use recount::{Aggregate, CommandContext, CommandError, Event, Repository};
 use recount_sqlite::SqliteEventStore;
@@ -70,6 +70,9 @@ pub struct StoryChain {
     pub(crate) prs: Repo<PullRequest>,
     pub(crate) engagements: Repo<Engagement>,
     pub(crate) inboxes: Repo<Inbox>,
+    pub(crate) webhooks: Repo<Webhook>,
+    /// The hosts webhooks may be registered for (`None`: any).
+    webhook_hosts: Option<std::sync::Arc<[String]>>,
 }
 
 /// Decisions again after a conflict. A story's chapter tree is one stream that many writers
@@ -93,6 +96,8 @@ impl StoryChain {
             prs: repo(&store),
             engagements: repo(&store),
             inboxes: repo(&store),
+            webhooks: repo(&store),
+            webhook_hosts: None,
             store,
         }
     }
@@ -100,6 +105,18 @@ impl StoryChain {
     /// Opens (creating if needed) the SQLite database at `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, AppError> {
         Ok(Self::new(SqliteEventStore::open(path).await?))
+    }
+
+    /// Only accepts webhooks whose URL's host is one of `hosts` (`None`: any host; the
+    /// default). Keeps a public service from being made to POST into its own network.
+    pub fn with_webhook_hosts(mut self, hosts: Option<Vec<String>>) -> Self {
+        self.webhook_hosts = hosts.map(Into::into);
+        self
+    }
+
+    /// The hosts webhooks may be registered for (`None`: any).
+    pub fn webhook_hosts(&self) -> Option<&[String]> {
+        self.webhook_hosts.as_deref()
     }
 
     /// The event store.
@@ -139,6 +156,7 @@ impl StoryChain {
             self.prs.stats(),
             self.engagements.stats(),
             self.inboxes.stats(),
+            self.webhooks.stats(),
         ]
         .iter()
         .map(|s| s.conflict_retries)

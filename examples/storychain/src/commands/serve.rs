@@ -1,7 +1,7 @@
 //! `storychain serve`.
 
 use super::{init_logs, shutdown_signal, CliResult};
-use crate::http::ServeOptions;
+use crate::http::{ServeOptions, WebhookOptions};
 use crate::StoryChain;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +14,16 @@ pub async fn serve(db: &Path, addr: SocketAddr, workers: bool) -> CliResult {
         addr,
         workers,
         admin_token: std::env::var("STORYCHAIN_ADMIN_TOKEN").ok(),
+        webhooks: WebhookOptions {
+            allowed_hosts: std::env::var("STORYCHAIN_WEBHOOK_HOSTS").ok().map(|hosts| {
+                hosts
+                    .split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            }),
+            ..WebhookOptions::default()
+        },
     };
     crate::http::serve(app, options, shutdown_signal(), |bound| {
         tracing::info!(%bound, workers, "storychain serving");

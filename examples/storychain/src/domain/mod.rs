@@ -12,6 +12,7 @@ mod pull_request;
 mod story;
 mod user;
 mod username;
+mod webhook;
 
 pub use username::valid_username;
 
@@ -27,6 +28,10 @@ pub use pull_request::{
 pub use story::{Genre, MilestoneKind, Story, StoryError, StoryEvent, StoryStatus, Visibility};
 pub use user::{User, UserError, UserEvent};
 pub use username::{Username, UsernameError, UsernameEvent};
+pub use webhook::{
+    host_allowed, NewWebhook, Webhook, WebhookError, WebhookEvent, MAX_SECRET_LEN, MAX_URL_LEN,
+    MIN_SECRET_LEN, SECRET_FIELDS, WEBHOOK_EVENT_TYPES,
+};
 
 /// Thresholds at which a story reaches a milestone (votes, reads, branches).
 pub const MILESTONES: [u64; 3] = [10, 100, 1_000];

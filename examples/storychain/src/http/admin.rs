@@ -3,8 +3,9 @@
 use super::{Admin, ApiError, ApiState, AppJson};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use recount::projection::{ConsumerStatus, DeadLetter, RunState};
-use serde::Serialize;
+use recount::projection::{ConsumerKind, ConsumerStatus, DeadLetter, RunState};
+use recount::{Cursor, EventQuery, LogFilter};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,6 +98,67 @@ pub async fn retry_dead_letter(
         return Err(ApiError::not_found("parked event"));
     }
     Ok(AppJson(Retried { resolved }))
+}
+
+/// `POST /admin/handlers/{name}/replay`: which events to hand to the handler again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// Only events after this cursor (as the events API shows it).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Only events recorded at or after this time (RFC 3339).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Only events of these types (default: every type the handler takes).
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+/// What a replay did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    /// The handler.
+    pub handler: String,
+    /// Events handed to it again.
+    pub replayed: u64,
+}
+
+/// Hands the events chosen (from a cursor or a time, of chosen types) to a side-effect
+/// handler or relay again, up to its checkpoint (later events are its live work): webhooks
+/// are delivered again, with the same event ids. Projections are rebuilt, not replayed.
+#[utoipa::path(post, path = "/admin/handlers/{name}/replay", request_body = Replay, tag = "operations", security(("admin" = [])),
+    params(("name" = String, Path, description = "The handler, e.g. `webhooks`")),
+    responses((status = 200, body = Replayed), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn replay(
+    State(s): State<ApiState>,
+    _: Admin,
+    Path(name): Path<String>,
+    AppJson(body): AppJson<Replay>,
+) -> Result<AppJson<Replayed>, ApiError> {
+    let handler = s
+        .consumers
+        .iter()
+        .find(|r| {
+            let st = r.status();
+            st.name == name && matches!(st.kind, ConsumerKind::SideEffect | ConsumerKind::Relay)
+        })
+        .ok_or_else(|| ApiError::not_found("handler"))?;
+    let after = super::events::parse::<Cursor>("after", body.after.as_deref())?;
+    let from = super::events::time("from", body.from.as_deref())?;
+    let filter = body
+        .event_types
+        .iter()
+        .fold(LogFilter::all(), |f, t| f.event_type(t));
+    let query = EventQuery::after(after.unwrap_or(Cursor::START))
+        .filter(filter)
+        .recorded(from, None);
+    let replayed = handler.replay(&query).await?;
+    tracing::info!(handler = %name, replayed, "handler replayed");
+    Ok(AppJson(Replayed {
+        handler: name,
+        replayed,
+    }))
 }
 
 /// The service's health.

@@ -238,6 +238,42 @@ pub async fn invite(
     )
 }
 
+/// The story's owner registers a webhook for the story's events; the answer's `id` is the
+/// webhook's. Deliveries are POSTs of a JSON envelope signed with the secret.
+#[utoipa::path(post, path = "/stories/{story_id}/webhooks", request_body = RegisterWebhook, tag = "webhooks",
+    params(("story_id" = String, Path)), security(("token" = [])),
+    responses((status = 201, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 413, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn register_webhook(
+    State(s): State<ApiState>,
+    me: Caller,
+    Path(story_id): Path<String>,
+    AppJson(body): AppJson<RegisterWebhook>,
+) -> Result<(StatusCode, AppJson<CommandResponse>), ApiError> {
+    let written = s
+        .app
+        .register_webhook(
+            &story_id,
+            &me.user_id,
+            &body.url,
+            &body.event_types,
+            &body.secret,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, AppJson(written.into())))
+}
+
+/// The webhook's owner removes it: nothing recorded after this is delivered to it.
+#[utoipa::path(delete, path = "/webhooks/{webhook_id}", tag = "webhooks",
+    params(("webhook_id" = String, Path)), security(("token" = [])),
+    responses((status = 200, body = CommandResponse), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
+pub async fn remove_webhook(
+    State(s): State<ApiState>,
+    me: Caller,
+    Path(webhook_id): Path<String>,
+) -> Done {
+    done(s.app.remove_webhook(&webhook_id, &me.user_id).await?)
+}
+
 /// The caller accepts an invitation.
 #[utoipa::path(post, path = "/stories/{story_id}/collaborators/me", tag = "collaboration",
     params(("story_id" = String, Path)), security(("token" = [])),

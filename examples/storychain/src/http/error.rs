@@ -161,15 +161,18 @@ fn kind(e: &AppError) -> Kind {
     use crate::domain::{
         ChapterError as C, CollaborationError as K, EngagementError as G, InboxError as I,
         PullRequestError as P, StoryError as S, UserError as U, UsernameError as N,
+        WebhookError as W,
     };
     match e {
         AppError::NotFound(_)
         | AppError::Story(S::NotFound)
         | AppError::PullRequest(P::NotFound)
+        | AppError::Webhook(W::NotFound)
         | AppError::Chapter(C::UnknownChapter(_) | C::UnknownParent(_)) => Kind::NotFound,
         AppError::Story(S::NotOwner)
         | AppError::Chapter(C::NotCollaborator | C::NotAuthor)
         | AppError::Collaboration(K::NotAllowedToInvite | K::NotOwner)
+        | AppError::Webhook(W::NotOwner)
         | AppError::PullRequest(P::NotMaintainer | P::CannotReviewOwn) => Kind::Forbidden,
         AppError::Username(N::Invalid(_))
         | AppError::User(U::InvalidDisplayName | U::CannotFollowSelf | U::InvalidCredit)
@@ -179,6 +182,13 @@ fn kind(e: &AppError) -> Kind {
         | AppError::PullRequest(P::Empty)
         | AppError::Engagement(
             G::InvalidVote(_) | G::InvalidComment | G::InvalidProgress(_) | G::NotAChapter,
+        )
+        | AppError::Webhook(
+            W::InvalidUrl(_)
+            | W::HostNotAllowed(_)
+            | W::NoEventTypes
+            | W::UnknownEventType(_)
+            | W::InvalidSecret,
         )
         | AppError::Inbox(I::Empty) => Kind::Invalid,
         AppError::Store(_) => Kind::Store,

@@ -53,18 +53,32 @@ impl From<RecordedEvent> for EventItem {
         let json = |text: &str| {
             serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()))
         };
+        let mut payload = json(&e.payload);
+        hide_secrets(&e.event_type, &mut payload);
         EventItem {
             id: e.id.to_string(),
             stream: e.stream.to_string(),
             version: e.version,
             cursor: e.cursor.to_string(),
-            payload: json(&e.payload),
+            payload,
             metadata: json(&e.metadata),
             correlation_id: meta.correlation_id.map(|c| c.to_string()),
             causation_id: meta.causation_id.map(|c| c.to_string()),
             event_type: e.event_type,
             schema_version: e.schema_version,
             recorded_at: e.recorded_at,
+        }
+    }
+}
+
+/// Replaces the secrets an event carries (a webhook's signing secret) with `"<hidden>"`: the
+/// events API shows the log to operators, not the secrets users gave.
+fn hide_secrets(event_type: &str, payload: &mut serde_json::Value) {
+    for (t, field) in crate::domain::SECRET_FIELDS {
+        if t == event_type {
+            if let Some(v) = payload.get_mut(field) {
+                *v = serde_json::Value::String("<hidden>".into());
+            }
         }
     }
 }
@@ -102,7 +116,10 @@ pub struct EventsParams {
     pub limit: Option<String>,
 }
 
-fn parse<T: std::str::FromStr>(field: &str, text: Option<&str>) -> Result<Option<T>, ApiError> {
+pub(super) fn parse<T: std::str::FromStr>(
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<T>, ApiError> {
     text.map(|t| {
         t.parse()
             .map_err(|_| ApiError::invalid(format!("`{field}` is not valid: `{t}`")))
@@ -116,7 +133,7 @@ fn uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::invalid(format!("`{field}` is not valid: `{text}`")))
 }
 
-fn time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(super) fn time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     text.map(|t| {
         DateTime::parse_from_rfc3339(t)
             .map(|d| d.with_timezone(&Utc))

@@ -17,7 +17,7 @@ pub mod types;
 
 pub use auth::{Admin, Caller};
 pub use error::{ApiError, AppJson, ErrorBody, ErrorDetail};
-pub use serve::{serve, workers, ServeOptions};
+pub use serve::{serve, workers, ServeOptions, WebhookOptions};
 
 use crate::StoryChain;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -88,9 +88,11 @@ impl ApiState {
         commands::publish_chapter, commands::invite, commands::join, commands::leave,
         commands::change_role, commands::open_pr, commands::review_pr, commands::merge_pr,
         commands::reject_pr, commands::vote, commands::comment, commands::bookmark,
-        commands::progress, queries::catalogue, queries::story, queries::profile,
+        commands::progress, commands::register_webhook, commands::remove_webhook,
+        queries::catalogue, queries::story, queries::profile,
         queries::inbox, queries::stats, admin::health, admin::consumers,
         admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
+        admin::replay,
         events::events, events::event,
         events::correlation, events::stats,
     ),
@@ -152,6 +154,11 @@ pub fn app(state: ApiState) -> Router {
             put(commands::change_role),
         )
         .route("/stories/{story_id}/pulls", post(commands::open_pr))
+        .route(
+            "/stories/{story_id}/webhooks",
+            post(commands::register_webhook),
+        )
+        .route("/webhooks/{webhook_id}", delete(commands::remove_webhook))
         .route("/pulls/{pr_id}/reviews", post(commands::review_pr))
         .route("/pulls/{pr_id}/merge", post(commands::merge_pr))
         .route("/pulls/{pr_id}/reject", post(commands::reject_pr))
@@ -168,6 +175,7 @@ pub fn app(state: ApiState) -> Router {
             post(admin::retry_dead_letter),
         )
         .route("/admin/projections/{name}/rebuild", post(admin::rebuild))
+        .route("/admin/handlers/{name}/replay", post(admin::replay))
         .route("/admin/jobs/{job_id}", get(admin::job))
         .route("/events", get(events::events))
         .route("/events/stats", get(events::stats))

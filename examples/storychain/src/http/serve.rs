@@ -3,10 +3,14 @@
 use super::{app, ApiState};
 use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{projection, PROJECTIONS};
+use crate::webhooks::WebhookDelivery;
 use crate::{AppError, StoryChain};
-use recount::projection::{ActiveVersion, Process, Runner, Supervised, Supervisor};
+use recount::projection::{
+    ActiveVersion, Effects, Process, Runner, RunnerOptions, Supervised, Supervisor,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -17,12 +21,58 @@ pub struct ServeOptions {
     pub workers: bool,
     /// The operator's token (`None`: admin routes off).
     pub admin_token: Option<String>,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookOptions,
+}
+
+impl Default for ServeOptions {
+    /// `127.0.0.1:8080`, with workers, admin routes off, default webhook delivery.
+    fn default() -> Self {
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: true,
+            admin_token: None,
+            webhooks: WebhookOptions::default(),
+        }
+    }
+}
+
+/// How webhooks are delivered: each attempt's timeout, the attempts before an event is
+/// parked as a dead letter, and the pause between attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookOptions {
+    /// How long one attempt may take (default 10 s).
+    pub timeout: Duration,
+    /// Attempts before the event is parked (default 5).
+    pub attempts: u32,
+    /// The first and the longest pause between attempts (default 1 s and 60 s; doubling,
+    /// jittered).
+    pub backoff: (Duration, Duration),
+    /// The hosts webhooks may be registered for and delivered to (`None`, the default: any;
+    /// `storychain serve` takes them from `STORYCHAIN_WEBHOOK_HOSTS`, comma-separated). A
+    /// registration for another host is refused; a delivery to one (registered before the
+    /// list changed) fails and is parked.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        WebhookOptions {
+            timeout: Duration::from_secs(10),
+            attempts: 5,
+            backoff: (Duration::from_secs(1), Duration::from_secs(60)),
+            allowed_hosts: None,
+        }
+    }
 }
 
 /// Runners for every consumer StoryChain has: its projections (each following its active
-/// version, so a rebuild switches them with no restart) and its process managers. A
-/// [`Supervisor`] runs them (in `serve`, or in a worker process).
-pub async fn workers(app: &StoryChain) -> Result<Vec<Arc<dyn Supervised>>, AppError> {
+/// version, so a rebuild switches them with no restart), its process managers and webhook
+/// delivery. A [`Supervisor`] runs them (in `serve`, or in a worker process).
+pub async fn workers(
+    app: &StoryChain,
+    webhooks: &WebhookOptions,
+) -> Result<Vec<Arc<dyn Supervised>>, AppError> {
     let store = app.store();
     let mut runners: Vec<Arc<dyn Supervised>> = Vec::new();
     for name in PROJECTIONS {
@@ -40,6 +90,19 @@ pub async fn workers(app: &StoryChain) -> Result<Vec<Arc<dyn Supervised>>, AppEr
     runners.push(Arc::new(Runner::new(store.clone(), milestones)));
     let awards = Process::new(store.clone(), AwardsManager::new(app.clone()).await?);
     runners.push(Arc::new(Runner::new(store.clone(), awards)));
+    let delivery =
+        WebhookDelivery::load(store, webhooks.timeout, webhooks.allowed_hosts.clone()).await?;
+    let options = RunnerOptions {
+        max_attempts: webhooks.attempts,
+        retry_backoff: webhooks.backoff,
+        ..RunnerOptions::default()
+    };
+    let delivery = Effects::new(store.clone(), delivery);
+    runners.push(Arc::new(Runner::with_options(
+        store.clone(),
+        delivery,
+        options,
+    )));
     Ok(runners)
 }
 
@@ -53,7 +116,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let consumers = workers(&app_service).await?;
+    let app_service = app_service.with_webhook_hosts(options.webhooks.allowed_hosts.clone());
+    let consumers = workers(&app_service, &options.webhooks).await?;
     let supervisor = options
         .workers
         .then(|| Supervisor::start(consumers.clone()));

@@ -226,3 +226,27 @@ pub struct MarkRead {
     /// absent: all of them, as of now.
     pub through: Option<String>,
 }
+
+/// `POST /stories/{id}/webhooks`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterWebhook {
+    /// Where deliveries are POSTed: an absolute `http` or `https` URL.
+    #[schema(example = "https://example.com/hooks/storychain")]
+    pub url: String,
+    /// The event types to receive (at least one), e.g. `pr.merged`, `comment.posted`.
+    pub event_types: Vec<String>,
+    /// 16 to 256 bytes; each delivery carries `X-StoryChain-Signature: sha256=<hex>`, the
+    /// HMAC-SHA256 of the body under it. Never shown again.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for RegisterWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterWebhook")
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
