@@ -1,7 +1,6 @@
 //! Notification inboxes: one row per (event, user, message), inserted with `INSERT OR IGNORE`
 //! so that an event handled twice notifies once.
 
-use super::progress::{Award, Progress};
 use super::{at_text, ddl, decode, run, Filtered};
 use crate::domain::{
     ChapterTreeEvent, CollaborationEvent, EngagementEvent, InboxEvent, PullRequestEvent,
@@ -12,12 +11,12 @@ use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
 use recount_sqlite::SqliteReadModel;
 
 /// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories`, `_followers` and `_members` (who
-/// follows whom, who collaborates on what), `_read` (each user's read-through time) and its own progress tables (`inbox_v<n>_xp_*`) to
-/// notice level-ups and badges.
+/// follows whom, who collaborates on what), `_read` (each user's read-through time) and
+/// `_users` (usernames). Level-ups and badges are told from the awards manager's events
+/// (`user.leveled_up`, `user.badge_earned`).
 #[derive(Debug)]
 pub(crate) struct InboxModel {
     t: String,
-    progress: Progress,
 }
 
 /// A notification to insert.
@@ -29,10 +28,8 @@ struct Note {
 
 impl InboxModel {
     pub(crate) fn new(version: u32) -> Self {
-        let t = format!("inbox_v{version}");
         InboxModel {
-            progress: Progress::new(format!("{t}_xp")),
-            t,
+            t: format!("inbox_v{version}"),
         }
     }
 
@@ -53,8 +50,8 @@ impl InboxModel {
     /// The username of `user_id`, or "someone".
     fn name(&self, tx: &Transaction<'_>, user_id: &str) -> Result<String, Error> {
         let sql = format!(
-            "SELECT username, display_name FROM {} WHERE user_id = ?1",
-            self.progress.users_table()
+            "SELECT username, user_id FROM {}_users WHERE user_id = ?1",
+            self.t
         );
         Ok(self
             .lookup(tx, &sql, user_id)?
@@ -226,6 +223,35 @@ impl InboxModel {
         Ok(match (e.stream.category(), e.event_type.as_str()) {
             ("story", _) => self.story_note(tx, decode(e)?)?,
             ("pr", _) => self.pr_note(tx, decode(e)?)?,
+            ("user", "user.registered") => match decode(e)? {
+                UserEvent::Registered {
+                    user_id, username, ..
+                } => {
+                    let sql = format!(
+                        "INSERT OR IGNORE INTO {}_users (user_id, username) VALUES (?1, ?2)",
+                        self.t
+                    );
+                    run(tx, &sql, (&user_id, &username))?;
+                    vec![]
+                }
+                _ => vec![],
+            },
+            ("user", "user.leveled_up") => match decode(e)? {
+                UserEvent::LeveledUp { user_id, level, .. } => vec![Note {
+                    user: user_id,
+                    kind: "level_up",
+                    message: format!("You reached level {level}"),
+                }],
+                _ => vec![],
+            },
+            ("user", "user.badge_earned") => match decode(e)? {
+                UserEvent::BadgeEarned { user_id, badge, .. } => vec![Note {
+                    user: user_id,
+                    kind: "badge",
+                    message: format!("You earned the badge “{badge}”"),
+                }],
+                _ => vec![],
+            },
             ("user", "user.unfollowed") => match decode(e)? {
                 UserEvent::Unfollowed {
                     user_id, followee, ..
@@ -415,28 +441,13 @@ impl InboxModel {
     }
 }
 
-fn award_note(award: Award) -> Note {
-    match award {
-        Award::LevelUp { user_id, level } => Note {
-            user: user_id,
-            kind: "level_up",
-            message: format!("You reached level {level}"),
-        },
-        Award::Badge { user_id, badge } => Note {
-            user: user_id,
-            kind: "badge",
-            message: format!("You earned the badge “{badge}”"),
-        },
-    }
-}
-
 impl Filtered for InboxModel {
     const EVENT_TYPES: &'static [&'static str] = &[
         "user.registered",
-        "user.profile_updated",
         "user.followed",
         "user.unfollowed",
-        "user.xp_credited",
+        "user.leveled_up",
+        "user.badge_earned",
         "story.created",
         "story.details_updated",
         "story.milestone_reached",
@@ -449,7 +460,6 @@ impl Filtered for InboxModel {
         "collaborator.joined",
         "collaborator.left",
         "collaborator.role_changed",
-        "user.unfollowed",
         "comment.posted",
         "pr.opened",
         "pr.reviewed",
@@ -461,7 +471,6 @@ impl Filtered for InboxModel {
 
 impl SqliteReadModel for InboxModel {
     fn setup(&self, tx: &Transaction<'_>) -> recount::Result<()> {
-        self.progress.setup(tx)?;
         let t = &self.t;
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {t} (event_id TEXT NOT NULL, user_id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -470,13 +479,13 @@ impl SqliteReadModel for InboxModel {
              CREATE TABLE IF NOT EXISTS {t}_stories (story_id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {t}_followers (user_id TEXT NOT NULL, follower TEXT NOT NULL, PRIMARY KEY (user_id, follower));
              CREATE TABLE IF NOT EXISTS {t}_members (story_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (story_id, user_id));
-             CREATE TABLE IF NOT EXISTS {t}_read (user_id TEXT PRIMARY KEY, through TEXT NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {t}_read (user_id TEXT PRIMARY KEY, through TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {t}_users (user_id TEXT PRIMARY KEY, username TEXT NOT NULL);"
         ))
     }
 
     fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> recount::Result<()> {
-        let mut notes = self.notes(tx, e)?;
-        notes.extend(self.progress.apply(tx, e)?.into_iter().map(award_note));
+        let notes = self.notes(tx, e)?;
         let sql = format!("INSERT OR IGNORE INTO {} (event_id, user_id, kind, message, at) VALUES (?1, ?2, ?3, ?4, ?5)", self.t);
         for note in notes {
             run(
@@ -495,11 +504,10 @@ impl SqliteReadModel for InboxModel {
     }
 
     fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
-        self.progress.drop_tables(tx)?;
         ddl(
             tx,
             &format!(
-                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories; DROP TABLE IF EXISTS {t}_followers; DROP TABLE IF EXISTS {t}_members; DROP TABLE IF EXISTS {t}_read;",
+                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_stories; DROP TABLE IF EXISTS {t}_followers; DROP TABLE IF EXISTS {t}_members; DROP TABLE IF EXISTS {t}_read; DROP TABLE IF EXISTS {t}_users;",
                 t = self.t
             ),
         )

@@ -121,10 +121,6 @@ impl Progress {
         Progress { prefix }
     }
 
-    pub(crate) fn users_table(&self) -> String {
-        format!("{}_users", self.prefix)
-    }
-
     pub(crate) fn setup(&self, tx: &Transaction<'_>) -> Result<(), Error> {
         let p = &self.prefix;
         ddl(tx, &format!(
