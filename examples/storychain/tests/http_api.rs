@@ -240,6 +240,24 @@ async fn a_whole_story_life_through_the_api() {
     pairs.sort();
     pairs.dedup();
     assert_eq!(pairs.len(), n, "each badge recorded once");
+    // The inbox tells of them from those events, once each.
+    let inbox = s
+        .eventually("/users/me/inbox?limit=100", Some(&ada_t), |v| {
+            let kinds: Vec<&str> = v["notifications"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|n| n["kind"].as_str()).collect())
+                .unwrap_or_default();
+            kinds.contains(&"level_up") && kinds.contains(&"badge")
+        })
+        .await;
+    let messages: Vec<&str> = inbox["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "level_up")
+        .filter_map(|n| n["message"].as_str())
+        .collect();
+    assert_eq!(messages, ["You reached level 2"], "{inbox}");
     // The merge's correlation chain, from the events API: the request's event, then what the
     // process manager did because of it, each naming its cause.
     let chain = s
