@@ -67,6 +67,7 @@ mod query;
 mod repository;
 mod store;
 mod stream;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

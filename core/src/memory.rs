@@ -167,6 +167,7 @@ impl EventStore for InMemoryStore {
             });
         }
         let cursor = Cursor::from_position(inner.log.len() as u64);
+        crate::telemetry::appended(stream, version - actual);
         self.appended.notify_waiters();
         Ok(AppendResult { version, cursor })
     }

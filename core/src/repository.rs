@@ -400,9 +400,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Err(Error::Conflict { .. }) if conflicts < self.max_conflict_retries => {
                     conflicts += 1;
                     bump(&self.counters.conflict_retries);
+                    crate::telemetry::conflict(stream.category());
+                    crate::telemetry::command_retry(stream.category());
                     tracing::debug!(%stream, attempt = conflicts, "version conflict; deciding again");
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if matches!(e, Error::Conflict { .. }) {
+                        crate::telemetry::conflict(stream.category());
+                    }
+                    return Err(e.into());
+                }
             }
         }
     }

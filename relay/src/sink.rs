@@ -150,7 +150,11 @@ impl<S: EventStore, M: Mapping, K: Sink> Consumer for Relay<S, M, K> {
         let through = self.sink.published_through().await?;
         let mapped = self.map_all(&events, through)?;
         if !mapped.is_empty() {
-            self.sink.publish(&mapped).await?;
+            let n = mapped.len() as u64;
+            let published = self.sink.publish(&mapped).await;
+            let acknowledged = if published.is_ok() { n } else { 0 };
+            recount::telemetry::relayed(&self.name, n, acknowledged);
+            published?;
         }
         self.store
             .save_checkpoint(&checkpoint.name, checkpoint.expected, checkpoint.new)

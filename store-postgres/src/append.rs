@@ -165,6 +165,7 @@ impl PgEventStore {
         let (outcome, done) = append_outcome(&row, stream, expected)?;
         if outcome == WRITTEN {
             self.appended();
+            recount::telemetry::appended(stream, c.ids.len() as u64);
         }
         Ok(done)
     }
@@ -232,6 +233,7 @@ impl PgEventStore {
         let (outcome, done) = append_outcome(&row, one.stream, one.expected)?;
         if outcome == WRITTEN {
             self.appended();
+            recount::telemetry::appended(one.stream, 1);
         }
         Ok(Some(done))
     }

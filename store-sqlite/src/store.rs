@@ -223,9 +223,12 @@ impl EventStore for SqliteEventStore {
             events,
         };
         let (job, answer) = Job::new(move |tx: &Transaction<'_>| write::append(tx, &req));
-        let job = job.appending(|r: &AppendResult| Some(r.cursor.position()));
+        let job = job.appending(|r: &(AppendResult, u64)| Some(r.0.cursor.position()));
         self.submit(Box::new(job))?;
-        answer.await.map_err(|_| error::writer_gone())?
+        // Answered once committed: the events are durable when counted.
+        let (done, written) = answer.await.map_err(|_| error::writer_gone())??;
+        recount::telemetry::appended(stream, written);
+        Ok(done)
     }
 
     async fn read_stream(

@@ -39,7 +39,8 @@ pub(crate) fn stream_state(conn: &Connection, stream: &StreamId) -> Result<(u64,
 /// The version is read inside the same `BEGIN IMMEDIATE` transaction that writes, so no other
 /// connection or process can move it in between (item 5 of the issue: several processes on
 /// one file stay correct).
-pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
+/// Returns the result and how many events this call wrote (0 for an exact retry).
+pub(crate) fn append(conn: &Connection, req: &Append) -> Result<(AppendResult, u64)> {
     let stream = &req.stream;
     let (actual, deleted) = stream_state(conn, stream)?;
     if deleted {
@@ -50,7 +51,7 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
     if !req.expected.matches(actual) {
         // An exact retry succeeds whatever its expected version (item 4).
         return match retry_result(conn, req, None)? {
-            Some(done) => Ok(done),
+            Some(done) => Ok((done, 0)),
             None => Err(Error::Conflict {
                 stream: stream.clone(),
                 expected: req.expected,
@@ -87,7 +88,7 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
             // already stored, and only then do we find out whether this is a retry.
             Err(e) if error::classify(&e) == Kind::UniqueViolation => {
                 return match retry_result(conn, req, first)? {
-                    Some(done) => Ok(done),
+                    Some(done) => Ok((done, 0)),
                     None => Err(error::db(e)),
                 };
             }
@@ -98,10 +99,11 @@ pub(crate) fn append(conn: &Connection, req: &Append) -> Result<AppendResult> {
     conn.prepare_cached(queries::STREAM_SET_VERSION)
         .and_then(|mut s| s.execute(rusqlite::params![stream.as_str(), stored_version]))
         .map_err(error::db)?;
-    Ok(AppendResult {
+    let done = AppendResult {
         version,
         cursor: Cursor::from_position(error::stored("position", last)?),
-    })
+    };
+    Ok((done, req.events.len() as u64))
 }
 
 /// Store contract, item 4: when the append's ids are all stored, in this stream, in this

@@ -194,6 +194,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         let at = self.committed().await?.unwrap_or(Cursor::START);
         let lag = self.store.count_after(at, &self.filter).await?;
         self.shared.set_lag(lag);
+        crate::telemetry::lag(&self.checkpoint, lag);
         Ok(lag)
     }
 
@@ -226,6 +227,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         if batch.events.is_empty() && batch.last_seen == after {
             self.position.send_replace(expected);
             self.shared.caught_up(expected);
+            crate::telemetry::lag(&self.checkpoint, 0);
             return Ok(Step::CaughtUp);
         }
         let full = batch.events.len() >= limit;
@@ -247,8 +249,10 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             expected,
             new: batch.last_seen,
         };
+        let started = Instant::now();
         match self.consumer.commit(events, checkpoint).await {
             Ok(()) => {
+                crate::telemetry::batch(&self.checkpoint, handed as u64, started.elapsed());
                 *lock(&self.known) = Some(Some(batch.last_seen));
                 self.position.send_replace(Some(batch.last_seen));
                 self.shared.committed(batch.last_seen, handed as u64, !full);
@@ -259,7 +263,10 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                 self.forget_checkpoint();
                 let counter = match error {
                     Error::CheckpointConflict { .. } => &self.shared.fenced,
-                    _ => &self.shared.failures,
+                    _ => {
+                        crate::telemetry::failure(&self.checkpoint);
+                        &self.shared.failures
+                    }
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 Err(Failure {
@@ -377,6 +384,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         self.letters
             .park(&self.store, event, f.error.to_string(), attempts)
             .await?;
+        crate::telemetry::parked(&self.checkpoint);
         self.remember_parked(event);
         let pass = CheckpointMove {
             name: self.checkpoint.clone(),

@@ -11,6 +11,7 @@ mod auth;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod metrics;
 pub mod queries;
 mod serve;
 pub mod types;
@@ -92,7 +93,7 @@ impl ApiState {
         queries::catalogue, queries::story, queries::profile,
         queries::inbox, queries::stats, admin::health, admin::consumers,
         admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
-        admin::replay,
+        admin::replay, metrics::metrics,
         events::events, events::event,
         events::correlation, events::stats,
     ),
@@ -185,6 +186,8 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/events/{event_id}", get(events::event))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn(metrics::record))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
         .layer(axum::middleware::from_fn(correlate))

@@ -116,6 +116,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    super::metrics::install();
     let app_service = app_service.with_webhook_hosts(options.webhooks.allowed_hosts.clone());
     let consumers = workers(&app_service, &options.webhooks).await?;
     let supervisor = options
