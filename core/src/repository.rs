@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Why a command failed: the aggregate rejected it, or the store did.
@@ -334,7 +335,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self,
         id: &str,
         ctx: &CommandContext,
-        mut decide: F,
+        decide: F,
     ) -> Result<Executed<A>, CommandError<A::Error>>
     where
         F: FnMut(&A) -> Result<Vec<A::Event>, A::Error>,
@@ -342,6 +343,29 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         bump(&self.counters.commands);
         let stream = self.stream_id(id)?;
         let correlation_id = ctx.correlation_id.unwrap_or_else(Uuid::now_v7);
+        let span = tracing::info_span!(
+            "command",
+            category = stream.category(),
+            stream = %stream,
+            correlation_id = %correlation_id,
+        );
+        self.execute_in(&stream, ctx, correlation_id, decide)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Repository::execute`] inside its span.
+    async fn execute_in<F>(
+        &self,
+        stream: &StreamId,
+        ctx: &CommandContext,
+        correlation_id: Uuid,
+        mut decide: F,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        F: FnMut(&A) -> Result<Vec<A::Event>, A::Error>,
+    {
+        let stream = stream.clone();
         let mut conflicts = 0;
         loop {
             let (loaded, already) = self.load_watching(&stream, ctx.command_id).await?;

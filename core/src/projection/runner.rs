@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How a runner reads, waits and retries.
@@ -243,14 +244,18 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         // Kept to count what a consumer that is not atomic (side effects) did before failing.
         let cursors: Vec<Cursor> = events.iter().map(|e| e.cursor).collect();
         let span = tracing::debug_span!("consumer batch", consumer = %self.checkpoint, events = handed, after = %after);
-        let _enter = span.enter();
         let checkpoint = CheckpointMove {
             name: self.checkpoint.clone(),
             expected,
             new: batch.last_seen,
         };
         let started = Instant::now();
-        match self.consumer.commit(events, checkpoint).await {
+        match self
+            .consumer
+            .commit(events, checkpoint)
+            .instrument(span)
+            .await
+        {
             Ok(()) => {
                 crate::telemetry::batch(&self.checkpoint, handed as u64, started.elapsed());
                 *lock(&self.known) = Some(Some(batch.last_seen));

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use uuid::Uuid;
 
@@ -223,7 +224,10 @@ async fn correlate(request: Request, next: Next) -> Response {
         |p| p.as_str().to_owned(),
     );
     let started = Instant::now();
-    let mut response = crate::app::with_correlation(correlation, next.run(request)).await;
+    let span = tracing::info_span!("request", %method, %route, %correlation);
+    let mut response = crate::app::with_correlation(correlation, next.run(request))
+        .instrument(span)
+        .await;
     if let Ok(value) = HeaderValue::from_str(&correlation.to_string()) {
         response.headers_mut().insert(CORRELATION, value);
     }
