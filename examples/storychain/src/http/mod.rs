@@ -11,6 +11,7 @@ mod auth;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod live;
 pub mod queries;
 mod serve;
 pub mod types;
@@ -47,6 +48,8 @@ pub struct ApiState {
     workers: bool,
     /// Rebuild jobs started through the admin API, by id.
     jobs: admin::Jobs,
+    /// The process's live fan-out, for `GET /stream` (set by [`ApiState::with_live`]).
+    live: Option<recount::live::Fanout>,
 }
 
 impl ApiState {
@@ -67,6 +70,7 @@ impl ApiState {
             consumers: Arc::new(consumers),
             workers,
             jobs: admin::Jobs::default(),
+            live: None,
         }
     }
 
@@ -92,7 +96,7 @@ impl ApiState {
         queries::inbox, queries::stats, admin::health, admin::consumers,
         admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
         events::events, events::event,
-        events::correlation, events::stats,
+        events::correlation, events::stats, live::stream,
     ),
     modifiers(&Security)
 )]
@@ -176,6 +180,7 @@ pub fn app(state: ApiState) -> Router {
             get(events::correlation),
         )
         .route("/events/{event_id}", get(events::event))
+        .route("/stream", get(live::stream))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
