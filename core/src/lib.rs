@@ -61,6 +61,7 @@ mod error;
 mod event;
 mod input;
 pub mod integration;
+pub mod live;
 mod memory;
 pub mod projection;
 mod query;

@@ -19,7 +19,7 @@
 //! `target.story_id` for votes and comments) that asked for its type, registered before it
 //! and not removed before it (by log position, so a restart or a replay decides alike).
 
-use crate::domain::WEBHOOK_EVENT_TYPES;
+use crate::domain::STORY_EVENT_TYPES;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use recount::projection::SideEffect;
@@ -255,7 +255,7 @@ impl SideEffect for WebhookDelivery {
     }
 
     fn filter(&self) -> LogFilter {
-        WEBHOOK_EVENT_TYPES
+        STORY_EVENT_TYPES
             .iter()
             .fold(LogFilter::all().category("webhook"), |f, t| {
                 f.event_type(*t)

@@ -30,7 +30,7 @@ pub use user::{User, UserError, UserEvent};
 pub use username::{Username, UsernameError, UsernameEvent};
 pub use webhook::{
     host_allowed, NewWebhook, Webhook, WebhookError, WebhookEvent, MAX_SECRET_LEN, MAX_URL_LEN,
-    MIN_SECRET_LEN, SECRET_FIELDS, WEBHOOK_EVENT_TYPES,
+    MIN_SECRET_LEN, SECRET_FIELDS, STORY_EVENT_TYPES,
 };
 
 /// Thresholds at which a story reaches a milestone (votes, reads, branches).

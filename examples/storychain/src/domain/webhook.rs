@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use recount::aggregate;
 use serde::{Deserialize, Serialize};
 
-/// The event types a webhook may ask for: what happens to a story, its chapters, its pull
+/// The events about a story that others may follow (a webhook asks for some of them; a live
+/// stream of the story carries them): what happens to the story, its chapters, its pull
 /// requests, its collaborators, and the votes and comments on it. A reader's bookmarks and
-/// reading progress are theirs, not the owner's, and are not offered.
-pub const WEBHOOK_EVENT_TYPES: [&str; 19] = [
+/// reading progress are theirs, not the story's, and are never among them.
+pub const STORY_EVENT_TYPES: [&str; 19] = [
     "story.details_updated",
     "story.published",
     "story.archived",
@@ -202,7 +203,7 @@ impl Webhook {
         if let Some(t) = new
             .event_types
             .iter()
-            .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+            .find(|t| !STORY_EVENT_TYPES.contains(&t.as_str()))
         {
             return Err(WebhookError::UnknownEventType(t.clone()));
         }

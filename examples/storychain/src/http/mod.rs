@@ -11,6 +11,7 @@ mod auth;
 pub mod commands;
 mod error;
 pub mod events;
+pub mod live;
 pub mod metrics;
 pub mod queries;
 mod serve;
@@ -49,6 +50,8 @@ pub struct ApiState {
     workers: bool,
     /// Rebuild jobs started through the admin API, by id.
     jobs: admin::Jobs,
+    /// The process's live fan-out, for `GET /stream` (set by [`ApiState::with_live`]).
+    live: Option<recount::live::Fanout>,
 }
 
 impl ApiState {
@@ -69,6 +72,7 @@ impl ApiState {
             consumers: Arc::new(consumers),
             workers,
             jobs: admin::Jobs::default(),
+            live: None,
         }
     }
 
@@ -96,7 +100,7 @@ impl ApiState {
         admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
         admin::replay, metrics::metrics,
         events::events, events::event,
-        events::correlation, events::stats,
+        events::correlation, events::stats, live::stream,
     ),
     modifiers(&Security)
 )]
@@ -186,6 +190,7 @@ pub fn app(state: ApiState) -> Router {
             get(events::correlation),
         )
         .route("/events/{event_id}", get(events::event))
+        .route("/stream", get(live::stream))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn(metrics::record))

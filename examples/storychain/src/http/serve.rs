@@ -5,6 +5,7 @@ use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{projection, PROJECTIONS};
 use crate::webhooks::WebhookDelivery;
 use crate::{AppError, StoryChain};
+use recount::live::{Fanout, FanoutOptions};
 use recount::projection::{
     ActiveVersion, Effects, Process, Runner, RunnerOptions, Supervised, Supervisor,
 };
@@ -122,14 +123,23 @@ pub async fn serve(
     let supervisor = options
         .workers
         .then(|| Supervisor::start(consumers.clone()));
+    // One follower of the log for every live stream of this process.
+    let live = Fanout::start(app_service.store().clone(), FanoutOptions::default()).await?;
     let state = ApiState::new(
         app_service,
         options.admin_token.as_deref(),
         consumers,
         options.workers,
-    );
+    )
+    .with_live(live.clone());
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     on_bound(listener.local_addr()?);
+    // Live streams never end by themselves: stop them first, or the graceful shutdown would
+    // wait for their clients for ever.
+    let shutdown = async move {
+        shutdown.await;
+        live.shutdown().await;
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;

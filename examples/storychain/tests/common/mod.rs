@@ -77,7 +77,10 @@ impl Server {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.unwrap();
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the server stops, even with streams open")
+                .unwrap();
         }
     }
 
