@@ -35,6 +35,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The machine-readable code, e.g. `invalid_input`, `forbidden`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// 400: the request is malformed or a field is invalid (the message names it).
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)

@@ -21,6 +21,36 @@ use std::convert::Infallible;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
+impl LiveEvent {
+    /// `e` as pushed: its texts (`content`) only when `full` (members of the story).
+    pub(super) fn of(e: &RecordedEvent, full: bool) -> LiveEvent {
+        let mut payload: serde_json::Value =
+            serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
+        if !full {
+            if let Some(map) = payload.as_object_mut() {
+                map.remove("content");
+            }
+        }
+        LiveEvent {
+            event_type: e.event_type.clone(),
+            stream: e.stream.to_string(),
+            version: e.version,
+            cursor: e.cursor.to_string(),
+            recorded_at: e.recorded_at,
+            payload,
+        }
+    }
+}
+
+/// Why a live stream ended: `lagged`, `unavailable` or `stopped`.
+pub(super) fn end_reason(error: &LiveError) -> &'static str {
+    match error {
+        LiveError::Lagged { .. } => "lagged",
+        LiveError::Store { .. } => "unavailable",
+        _ => "stopped",
+    }
+}
+
 /// How often an idle stream sends a comment, so proxies keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -125,7 +155,7 @@ pub async fn stream(
 }
 
 /// A story's events, if the caller may read it; and whether they see the texts.
-async fn story_filter(
+pub(super) async fn story_filter(
     s: &ApiState,
     story_id: &str,
     caller: Option<&Caller>,
@@ -169,7 +199,7 @@ fn story_of(e: &RecordedEvent) -> Option<String> {
 }
 
 /// The events that notify `user_id` by naming them (see [`stream`]).
-fn inbox_filter(user_id: &str) -> LiveFilter {
+pub(super) fn inbox_filter(user_id: &str) -> LiveFilter {
     const TYPES: [&str; 9] = [
         "notification.sent",
         "inbox.read",
@@ -219,30 +249,12 @@ fn notifies(e: &RecordedEvent, me: &str) -> bool {
 fn sse_event(item: Result<std::sync::Arc<RecordedEvent>, LiveError>, full: bool) -> Event {
     match item {
         Ok(e) => {
-            let mut payload: serde_json::Value =
-                serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
-            if !full {
-                if let Some(map) = payload.as_object_mut() {
-                    map.remove("content");
-                }
-            }
-            let item = LiveEvent {
-                event_type: e.event_type.clone(),
-                stream: e.stream.to_string(),
-                version: e.version,
-                cursor: e.cursor.to_string(),
-                recorded_at: e.recorded_at,
-                payload,
-            };
+            let item = LiveEvent::of(&e, full);
             let data = serde_json::to_string(&item).unwrap_or_else(|_| "{}".to_owned());
             Event::default().id(e.cursor.to_string()).data(data)
         }
         Err(error) => {
-            let reason = match &error {
-                LiveError::Lagged { .. } => "lagged",
-                LiveError::Store { .. } => "unavailable",
-                _ => "stopped",
-            };
+            let reason = end_reason(&error);
             tracing::info!(%error, "live stream ended");
             let data = serde_json::json!({
                 "reason": reason,

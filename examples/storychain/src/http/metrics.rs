@@ -1,8 +1,11 @@
 //! `GET /metrics`: Prometheus text format, from the `metrics` facade: Recount's own metrics
-//! (appends, consumers, relays; see `recount::telemetry`) and the service's (HTTP requests by
-//! route and status, with a latency histogram).
+//! (appends, consumers, relays; see `recount::telemetry`) and the service's: HTTP requests by
+//! route and status (`http_requests_total`) with a latency histogram
+//! (`http_request_duration_seconds`), live subscribers (`storychain_live_subscribers`, read
+//! at each scrape) and open WebSocket connections (`storychain_ws_connections`).
 
-use super::{Admin, ApiError};
+use super::{Admin, ApiError, ApiState};
+use axum::extract::State;
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
@@ -39,9 +42,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// Every metric in Prometheus text format (admin token). Scrape it with a bearer token.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
-pub async fn metrics(_: Admin) -> Response {
+pub async fn metrics(State(s): State<ApiState>, _: Admin) -> Response {
     match install() {
         Some(handle) => {
+            if let Some(live) = &s.live {
+                metrics::gauge!("storychain_live_subscribers").set(live.live_subscribers() as f64);
+            }
             handle.run_upkeep();
             (
                 [(CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod queries;
 mod serve;
 pub mod types;
+pub mod ws;
 
 pub use auth::{Admin, Caller};
 pub use error::{ApiError, AppJson, ErrorBody, ErrorDetail};
@@ -52,6 +53,8 @@ pub struct ApiState {
     jobs: admin::Jobs,
     /// The process's live fan-out, for `GET /stream` (set by [`ApiState::with_live`]).
     live: Option<recount::live::Fanout>,
+    /// Who is in which story's room (`GET /ws`).
+    rooms: ws::Rooms,
 }
 
 impl ApiState {
@@ -73,6 +76,7 @@ impl ApiState {
             workers,
             jobs: admin::Jobs::default(),
             live: None,
+            rooms: ws::Rooms::default(),
         }
     }
 
@@ -100,7 +104,7 @@ impl ApiState {
         admin::dead_letters, admin::retry_dead_letter, admin::rebuild, admin::job,
         admin::replay, metrics::metrics,
         events::events, events::event,
-        events::correlation, events::stats, live::stream,
+        events::correlation, events::stats, live::stream, ws::ws,
     ),
     modifiers(&Security)
 )]
@@ -191,6 +195,7 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/events/{event_id}", get(events::event))
         .route("/stream", get(live::stream))
+        .route("/ws", get(ws::ws))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn(metrics::record))
