@@ -3,6 +3,7 @@
 pub mod growth;
 mod memory;
 pub mod postgres;
+pub mod push;
 pub mod relay;
 mod report;
 mod scenarios;

@@ -4,7 +4,8 @@
 //! `cargo run --release -p recount-tests --bin bench -- [--store memory|sqlite|postgres]
 //! [--scenario NAME] [--quick] [--json PATH] [--sizes N,N,..]`
 //!
-//! Scenario `relay` measures the broker relays (NATS, Redis, RabbitMQ) whatever the store.
+//! Scenario `relay` measures the broker relays (NATS, Redis, RabbitMQ) whatever the store;
+//! `push-fanout` many SSE subscribers on one StoryChain server (SQLite).
 //! Scenario `growth` fills each store to each of `--sizes` events (default 0, 1M and 5M; 0 and
 //! 20k with `--quick`) and measures appends, stalls, the tail, replay, storage and WAL at each;
 //! it runs only when named, and writes its own JSON (`--json PATH` holds its rows).
@@ -21,7 +22,7 @@ struct Args {
     #[arg(long = "store", value_parser = ["memory", "sqlite", "postgres"])]
     stores: Vec<String>,
     /// Run only this scenario.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS.iter().chain(&["relay", bench::growth::SCENARIO])))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::SCENARIOS.iter().chain(&["relay", "push-fanout", bench::growth::SCENARIO])))]
     scenario: Option<String>,
     /// Shrink every size (a quick check, as CI runs it).
     #[arg(long)]
@@ -126,6 +127,15 @@ async fn main() -> std::process::ExitCode {
             Ok(r) => rows.extend(r),
             Err(e) => {
                 eprintln!("bench: relay failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if opts.wants("push-fanout") {
+        match bench::push::run_push(&opts).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("bench: push-fanout failed: {e}");
                 return std::process::ExitCode::FAILURE;
             }
         }

@@ -23,14 +23,26 @@ use utoipa::{IntoParams, ToSchema};
 
 impl LiveEvent {
     /// `e` as pushed: its texts (`content`) only when `full` (members of the story).
+    ///
+    /// The stored payload is passed on as it is (one copy, no parsing) unless a text must be
+    /// taken out: an event is pushed to every subscriber that wants it, so this runs once per
+    /// delivery.
     pub(super) fn of(e: &RecordedEvent, full: bool) -> LiveEvent {
-        let mut payload: serde_json::Value =
-            serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
-        if !full {
-            if let Some(map) = payload.as_object_mut() {
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.to_owned()).ok();
+        let strip = !full && e.payload.contains("\"content\"");
+        let payload = if strip {
+            let mut value: serde_json::Value =
+                serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
+            if let Some(map) = value.as_object_mut() {
                 map.remove("content");
             }
-        }
+            serde_json::value::to_raw_value(&value).ok()
+        } else {
+            raw(&e.payload)
+        };
+        let payload = payload
+            .or_else(|| raw("null"))
+            .expect("`null` is JSON");
         LiveEvent {
             event_type: e.event_type.clone(),
             stream: e.stream.to_string(),
@@ -90,7 +102,7 @@ pub struct LiveEvent {
     pub recorded_at: DateTime<Utc>,
     /// The payload (without chapter and pull-request texts for callers outside the story).
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: Box<serde_json::value::RawValue>,
 }
 
 /// Live events of a story (`?story=<id>`) or of the caller's inbox (`?me`), as server-sent
@@ -184,17 +196,24 @@ pub(super) async fn story_filter(
 }
 
 /// The story an event is about: its payload's `story_id`, or `target.story_id`.
-fn story_of(e: &RecordedEvent) -> Option<String> {
+///
+/// It runs once per subscriber and event, so it reads only these fields, borrowing them
+/// where the JSON has no escapes, and skips the rest.
+fn story_of(e: &RecordedEvent) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     #[derive(Deserialize)]
-    struct Target {
-        story_id: Option<String>,
+    struct Target<'a> {
+        #[serde(borrow)]
+        story_id: Option<Cow<'a, str>>,
     }
     #[derive(Deserialize)]
-    struct About {
-        story_id: Option<String>,
-        target: Option<Target>,
+    struct About<'a> {
+        #[serde(borrow)]
+        story_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        target: Option<Target<'a>>,
     }
-    let about: About = serde_json::from_str(&e.payload).ok()?;
+    let about: About<'_> = serde_json::from_str(&e.payload).ok()?;
     about.story_id.or(about.target.and_then(|t| t.story_id))
 }
 
