@@ -40,9 +40,7 @@ impl LiveEvent {
         } else {
             raw(&e.payload)
         };
-        let payload = payload
-            .or_else(|| raw("null"))
-            .expect("`null` is JSON");
+        let payload = payload.or_else(|| raw("null")).expect("`null` is JSON");
         LiveEvent {
             event_type: e.event_type.clone(),
             stream: e.stream.to_string(),
