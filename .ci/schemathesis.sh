@@ -2,7 +2,8 @@
 # Fuzzes StoryChain's HTTP API from its own OpenAPI document: a real server on a loopback port,
 # schemathesis (PyPI) with a user's token for the user routes and the admin token for the admin
 # routes, at most 3 minutes in all. Fails on any 5xx, any response that breaks the schema, and
-# any status code the document does not list.
+# any status code the document does not list. `/stream` (server-sent events: a response that
+# never ends) is left out; its refusals are tested in tests/live_sse.rs.
 set -euo pipefail
 bin="$1"
 port="${STORYCHAIN_FUZZ_PORT:-18089}"
@@ -25,7 +26,7 @@ checks="not_a_server_error,response_schema_conformance,status_code_conformance"
 schema="http://127.0.0.1:$port/openapi.json"
 echo "schemathesis: user routes"
 schemathesis run "$schema" -H "Authorization: Bearer $token" --max-time 120 --checks "$checks" \
-    --exclude-path-regex '^/(admin|events)' --seed 1
+    --exclude-path-regex '^/(admin|events|stream$)' --seed 1
 echo "schemathesis: admin routes (operations and the events API)"
 schemathesis run "$schema" -H "Authorization: Bearer $admin" --max-time 40 --checks "$checks" \
     --include-path-regex '^/(admin|events)' --seed 1

@@ -248,5 +248,10 @@ async fn the_socket_takes_a_user_token() {
         tokio_tungstenite::connect_async(request).await,
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401
     ));
+    // A plain GET with a valid token is no upgrade: a 400 in the app's error shape.
+    let (_, token) = s.register("plain").await;
+    let (status, v) = s.get("/ws", Some(&token)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(common::error_code(&v), "invalid_input", "{v}");
     s.stop().await;
 }

@@ -27,6 +27,7 @@
 
 use super::live::{end_reason, inbox_filter, story_filter, LiveEvent};
 use super::{ApiError, ApiState, Caller};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -165,8 +166,10 @@ pub async fn ws(
     State(s): State<ApiState>,
     me: Caller,
     Query(p): Query<WsParams>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade
+        .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {}", e.body_text())))?;
     let after = super::events::parse::<Cursor>("after", p.after.as_deref())?;
     if s.live.is_none() {
         return Err(ApiError::unavailable("live streams are not running"));
