@@ -19,7 +19,7 @@
 //! `target.story_id` for votes and comments) that asked for its type, registered before it
 //! and not removed before it (by log position, so a restart or a replay decides alike).
 
-use crate::domain::STORY_EVENT_TYPES;
+use crate::domain::{story_events, story_of};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use recount::projection::SideEffect;
@@ -240,14 +240,6 @@ impl WebhookDelivery {
     }
 }
 
-/// The story an event is about: its payload's `story_id`, or `target.story_id`.
-fn story_of(payload: &serde_json::Value) -> Option<&str> {
-    payload
-        .get("story_id")
-        .or_else(|| payload.get("target").and_then(|t| t.get("story_id")))
-        .and_then(serde_json::Value::as_str)
-}
-
 #[async_trait]
 impl SideEffect for WebhookDelivery {
     fn name(&self) -> &str {
@@ -255,19 +247,14 @@ impl SideEffect for WebhookDelivery {
     }
 
     fn filter(&self) -> LogFilter {
-        STORY_EVENT_TYPES
-            .iter()
-            .fold(LogFilter::all().category("webhook"), |f, t| {
-                f.event_type(*t)
-            })
+        story_events().category("webhook")
     }
 
     async fn handle(&self, event: &RecordedEvent) -> Result<(), BoxError> {
         if event.stream.category() == "webhook" {
             return Ok(self.learn(event)?);
         }
-        let payload: serde_json::Value = event.payload_as()?;
-        let Some(story_id) = story_of(&payload).map(str::to_owned) else {
+        let Some(story_id) = story_of(event).map(|s| s.into_owned()) else {
             return Ok(());
         };
         let targets = self.targets(event, &story_id);
@@ -283,7 +270,7 @@ impl SideEffect for WebhookDelivery {
             version: event.version,
             cursor: event.cursor.to_string(),
             recorded_at: event.recorded_at,
-            payload,
+            payload: event.payload_as()?,
         };
         let mut failures = Vec::new();
         for (webhook_id, url, secret) in targets {
@@ -323,14 +310,5 @@ mod tests {
         assert!(verify(b"Jefe", b"what do ya want for nothing?", &sig));
         assert!(!verify(b"Jefe", b"what do ya want for nothing!", &sig));
         assert!(!verify(b"jefe", b"what do ya want for nothing?", &sig));
-    }
-
-    #[test]
-    fn the_story_is_found_at_the_top_or_in_the_target() {
-        let top = serde_json::json!({"story_id": "s1"});
-        let nested = serde_json::json!({"target": {"story_id": "s2"}});
-        assert_eq!(story_of(&top), Some("s1"));
-        assert_eq!(story_of(&nested), Some("s2"));
-        assert_eq!(story_of(&serde_json::json!({"story": "s3"})), None);
     }
 }

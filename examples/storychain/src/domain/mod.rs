@@ -29,8 +29,8 @@ pub use story::{Genre, MilestoneKind, Story, StoryError, StoryEvent, StoryStatus
 pub use user::{User, UserError, UserEvent};
 pub use username::{Username, UsernameError, UsernameEvent};
 pub use webhook::{
-    host_allowed, NewWebhook, Webhook, WebhookError, WebhookEvent, MAX_SECRET_LEN, MAX_URL_LEN,
-    MIN_SECRET_LEN, SECRET_FIELDS, STORY_EVENT_TYPES,
+    host_allowed, story_events, story_of, NewWebhook, Webhook, WebhookError, WebhookEvent,
+    MAX_SECRET_LEN, MAX_URL_LEN, MIN_SECRET_LEN, SECRET_FIELDS, STORY_EVENT_TYPES,
 };
 
 /// Thresholds at which a story reaches a milestone (votes, reads, branches).

@@ -35,6 +35,36 @@ pub const STORY_EVENT_TYPES: [&str; 19] = [
     "comment.posted",
 ];
 
+/// A filter keeping [`STORY_EVENT_TYPES`].
+pub fn story_events() -> recount::LogFilter {
+    STORY_EVENT_TYPES
+        .into_iter()
+        .fold(recount::LogFilter::all(), recount::LogFilter::event_type)
+}
+
+/// The story an event is about: its payload's `story_id`, or `target.story_id` (votes,
+/// comments).
+///
+/// Live streams call it once per subscriber and event, so it reads only these fields,
+/// borrowing them where the JSON has no escapes, and skips the rest.
+pub fn story_of(e: &recount::RecordedEvent) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Target<'a> {
+        #[serde(borrow)]
+        story_id: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct About<'a> {
+        #[serde(borrow)]
+        story_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        target: Option<Target<'a>>,
+    }
+    let about: About<'_> = serde_json::from_str(&e.payload).ok()?;
+    about.story_id.or(about.target.and_then(|t| t.story_id))
+}
+
 /// Payload fields that hold a secret, by event type: shown to no one (the events API hides
 /// them).
 pub const SECRET_FIELDS: [(&str, &str); 1] = [("webhook.registered", "secret")];
@@ -314,6 +344,28 @@ mod tests {
             ..new("http://127.0.0.1:9/h", &types, secret)
         };
         assert!(w.register("w", local, now).is_ok());
+    }
+
+    #[test]
+    fn the_story_is_found_at_the_top_or_in_the_target() {
+        let event = |payload: &str| recount::RecordedEvent {
+            id: uuid::Uuid::nil(),
+            stream: recount::StreamId::new("engagement", "e1").unwrap(),
+            version: 1,
+            cursor: recount::Cursor::START,
+            event_type: "comment.posted".into(),
+            schema_version: 1,
+            payload: payload.into(),
+            metadata: "{}".into(),
+            recorded_at: Utc::now(),
+        };
+        let top = event(r#"{"story_id": "s1", "text": "x"}"#);
+        let nested = event(r#"{"target": {"story_id": "s2", "chapter_id": null}}"#);
+        let escaped = event(r#"{"story_id": "s\u0033"}"#);
+        assert_eq!(story_of(&top).as_deref(), Some("s1"));
+        assert_eq!(story_of(&nested).as_deref(), Some("s2"));
+        assert_eq!(story_of(&escaped).as_deref(), Some("s3"));
+        assert_eq!(story_of(&event(r#"{"story": "s4"}"#)), None);
     }
 
     #[test]

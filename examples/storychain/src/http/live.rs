@@ -7,7 +7,7 @@
 //! it reconnects with `Last-Event-ID`.
 
 use super::{ApiError, ApiState, Caller};
-use crate::domain::{StoryStatus, Visibility};
+use crate::domain::{story_events, story_of, StoryStatus, Visibility};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -186,33 +186,9 @@ pub(super) async fn story_filter(
     }
     let id = story_id.to_owned();
     // The story's public events only: never a reader's bookmarks or reading progress.
-    let log = crate::domain::STORY_EVENT_TYPES
-        .into_iter()
-        .fold(LogFilter::all(), LogFilter::event_type);
-    let filter = LiveFilter::from(log).when(move |e| story_of(e).as_deref() == Some(&*id));
+    let filter =
+        LiveFilter::from(story_events()).when(move |e| story_of(e).as_deref() == Some(&*id));
     Ok((filter, member))
-}
-
-/// The story an event is about: its payload's `story_id`, or `target.story_id`.
-///
-/// It runs once per subscriber and event, so it reads only these fields, borrowing them
-/// where the JSON has no escapes, and skips the rest.
-fn story_of(e: &RecordedEvent) -> Option<std::borrow::Cow<'_, str>> {
-    use std::borrow::Cow;
-    #[derive(Deserialize)]
-    struct Target<'a> {
-        #[serde(borrow)]
-        story_id: Option<Cow<'a, str>>,
-    }
-    #[derive(Deserialize)]
-    struct About<'a> {
-        #[serde(borrow)]
-        story_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        target: Option<Target<'a>>,
-    }
-    let about: About<'_> = serde_json::from_str(&e.payload).ok()?;
-    about.story_id.or(about.target.and_then(|t| t.story_id))
 }
 
 /// The events that notify `user_id` by naming them (see [`stream`]).
