@@ -50,6 +50,8 @@
 //! - `derive` (default): the [`aggregate`](macro@aggregate) attribute macro.
 //! - `testing`: [`testing`], the store conformance suite and a given/when/then harness for
 //!   aggregates.
+//! - `otlp`: `telemetry::otlp`, an OpenTelemetry exporter (OTLP over HTTP) for the spans of
+//!   commands, consumer batches and the application's own.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -27,6 +27,10 @@
 //! recount::telemetry::appended(&stream, 3);
 //! ```
 
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
+
 use crate::StreamId;
 use std::time::Duration;
 

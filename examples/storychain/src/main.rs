@@ -6,6 +6,18 @@ use storychain::commands;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The long-running commands log; their span exporter (feature `otlp`) is set up before
+    // the runtime and dropped after it, so its last flush runs outside async code.
+    let logs = match cli.command {
+        Command::Serve { .. } | Command::Relay { .. } => match commands::init_logs() {
+            Ok(logs) => Some(logs),
+            Err(e) => {
+                eprintln!("storychain: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,6 +81,8 @@ fn main() -> std::process::ExitCode {
             } => commands::catalogue(&db.db, genre, author, status, &sort, limit).await,
         }
     });
+    drop(runtime);
+    drop(logs);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

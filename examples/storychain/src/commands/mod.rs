@@ -29,14 +29,60 @@ pub(crate) fn progress_bar(total: u64, template: &str) -> indicatif::ProgressBar
     bar
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub(crate) fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// The logging [`init_logs`] installed, kept until the process ends: with feature `otlp`, the
+/// span exporter, which sends what it still holds when this is dropped (drop it after the
+/// runtime, outside async code).
+#[derive(Debug)]
+pub struct Logs {
+    #[cfg(feature = "otlp")]
+    otlp: Option<recount::telemetry::otlp::OtlpTracing>,
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = self.otlp.take() {
+            if let Err(e) = otlp.shutdown() {
+                eprintln!("storychain: {e}");
+            }
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Built with feature `otlp` and
+/// given `OTEL_EXPORTER_OTLP_ENDPOINT` (the collector's base URL, such as
+/// `http://127.0.0.1:4318`), spans also go to an OpenTelemetry collector over OTLP/HTTP, as
+/// service `storychain` (or `OTEL_SERVICE_NAME`), filtered by `RUST_LOG` (default
+/// `info,recount=debug`, which includes the consumers' batch spans). Call it once, before the
+/// runtime starts; an OTLP setting that cannot work is an error.
+pub fn init_logs() -> Result<Logs, Box<dyn std::error::Error + Send + Sync>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let filter = |default: &str| {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    };
+    let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(filter("info"));
+    #[cfg(feature = "otlp")]
+    {
+        let otlp = recount::telemetry::otlp::OtlpTracing::from_env("storychain")?;
+        let layer = otlp
+            .as_ref()
+            .map(|o| o.layer().with_filter(filter("info,recount=debug")));
+        let _ = tracing_subscriber::registry()
+            .with(console)
+            .with(layer)
+            .try_init();
+        Ok(Logs { otlp })
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = tracing_subscriber::registry().with(console).try_init();
+        Ok(Logs {})
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,6 +1,6 @@
 //! `storychain relay`.
 
-use super::{init_logs, shutdown_signal, CliResult};
+use super::{shutdown_signal, CliResult};
 use crate::relay::{self, RelayOptions};
 use crate::StoryChain;
 use std::path::Path;
@@ -9,7 +9,6 @@ use std::time::Duration;
 /// Relays integration events to a broker until SIGINT or SIGTERM (or, with `once`, until it
 /// has published everything in the log so far), logging progress to stderr every 5 s.
 pub async fn relay(db: &Path, options: RelayOptions, once: bool) -> CliResult {
-    init_logs();
     let app = StoryChain::open(db).await?;
     let runner = relay::runner(app.store(), &options).await?;
     let name = options.relay_name();

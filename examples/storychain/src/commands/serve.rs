@@ -1,14 +1,14 @@
 //! `storychain serve`.
 
-use super::{init_logs, shutdown_signal, CliResult};
+use super::{shutdown_signal, CliResult};
 use crate::http::{ServeOptions, WebhookOptions};
 use crate::StoryChain;
 use std::net::SocketAddr;
 use std::path::Path;
 
-/// Serves the API until SIGINT or SIGTERM; logs go to stderr (`RUST_LOG`, default `info`).
+/// Serves the API until SIGINT or SIGTERM; logs go to the installed subscriber (the binary
+/// installs [`init_logs`](super::init_logs)).
 pub async fn serve(db: &Path, addr: SocketAddr, workers: bool) -> CliResult {
-    init_logs();
     let app = StoryChain::open(db).await?;
     let options = ServeOptions {
         addr,
