@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use recount::integration::{IntegrationEvent, Mapping};
 use recount::projection::{CheckpointMove, Consumer, ConsumerKind};
 use recount::{Cursor, Error, EventStore, LogFilter, RecordedEvent, Result};
+use std::sync::Mutex;
 
 /// Where a [`Relay`] publishes integration events: a broker, through its client.
 ///
@@ -84,6 +85,17 @@ pub struct Relay<S, M, K> {
     store: S,
     mapping: M,
     sink: K,
+    /// The next batch as mapped by [`Consumer::prepare`], in log order, while the last one
+    /// was being published.
+    prepared: Mutex<Vec<Prepared>>,
+}
+
+/// One event of a prepared batch and what it maps to (`None`: it stays private).
+#[derive(Debug)]
+struct Prepared {
+    cursor: Cursor,
+    id: uuid::Uuid,
+    mapped: Option<IntegrationEvent>,
 }
 
 impl<S: EventStore, M: Mapping, K: Sink> Relay<S, M, K> {
@@ -95,6 +107,7 @@ impl<S: EventStore, M: Mapping, K: Sink> Relay<S, M, K> {
             store,
             mapping,
             sink,
+            prepared: Mutex::new(Vec::new()),
         }
     }
 
@@ -108,24 +121,45 @@ impl<S: EventStore, M: Mapping, K: Sink> Relay<S, M, K> {
         &self.mapping
     }
 
+    /// Maps `events` after `after`, taking what [`Consumer::prepare`] mapped of the same
+    /// events (same cursor and id) and mapping the rest here.
     fn map_all(
         &self,
         events: &[RecordedEvent],
         after: Option<Cursor>,
     ) -> Result<Vec<IntegrationEvent>> {
+        let mut prepared = std::mem::take(&mut *lock(&self.prepared))
+            .into_iter()
+            .peekable();
         let mut out = Vec::with_capacity(events.len());
         for event in events {
             if after.is_some_and(|at| event.cursor <= at) {
                 continue;
             }
-            match self.mapping.map(event) {
-                Ok(Some(mapped)) => out.push(mapped),
-                Ok(None) => {}
-                Err(e) => return Err(Error::handler(&self.name, event.id, e)),
-            }
+            // Both are in log order: skip what was prepared before this event.
+            while prepared.next_if(|p| p.cursor < event.cursor).is_some() {}
+            let mapped = match prepared.next_if(|p| p.cursor == event.cursor && p.id == event.id) {
+                Some(p) => p.mapped,
+                None => self
+                    .mapping
+                    .map(event)
+                    .map_err(|e| Error::handler(&self.name, event.id, e))?,
+            };
+            out.extend(mapped);
+        }
+        // What is left is for later events (prepared before this batch was mapped): keep it
+        // unless a newer preparation took its place.
+        let rest: Vec<Prepared> = prepared.collect();
+        let mut slot = lock(&self.prepared);
+        if slot.is_empty() {
+            *slot = rest;
         }
         Ok(out)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[async_trait]
@@ -146,12 +180,31 @@ impl<S: EventStore, M: Mapping, K: Sink> Consumer for Relay<S, M, K> {
         self.store.load_checkpoint(name).await
     }
 
+    /// Maps the next batch while the last one is published; an event whose mapping fails
+    /// is left for `commit` to map again and report.
+    fn prepare(&self, events: &[RecordedEvent]) {
+        let prepared = events
+            .iter()
+            .filter_map(|e| {
+                let mapped = self.mapping.map(e).ok()?;
+                Some(Prepared {
+                    cursor: e.cursor,
+                    id: e.id,
+                    mapped,
+                })
+            })
+            .collect();
+        *lock(&self.prepared) = prepared;
+    }
+
     async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> Result<()> {
         let through = self.sink.published_through().await?;
         let mapped = self.map_all(&events, through)?;
         if !mapped.is_empty() {
             let n = mapped.len() as u64;
-            let published = self.sink.publish(&mapped).await;
+            // The domain events are no longer needed: they are freed while the broker works.
+            let (published, ()) =
+                tokio::join!(self.sink.publish(&mapped), async move { drop(events) });
             let acknowledged = if published.is_ok() { n } else { 0 };
             recount::telemetry::relayed(&self.name, n, acknowledged);
             published?;
@@ -159,5 +212,133 @@ impl<S: EventStore, M: Mapping, K: Sink> Consumer for Relay<S, M, K> {
         self.store
             .save_checkpoint(&checkpoint.name, checkpoint.expected, checkpoint.new)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recount::integration::IntegrationMap;
+    use recount::{InMemoryStore, StreamId};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A sink the mapping tests never publish to.
+    struct Nowhere;
+
+    #[async_trait]
+    impl Sink for Nowhere {
+        fn broker(&self) -> &'static str {
+            "nowhere"
+        }
+        async fn published_through(&self) -> Result<Option<Cursor>> {
+            Ok(None)
+        }
+        async fn publish(&self, _: &[IntegrationEvent]) -> Result<()> {
+            unreachable!("the mapping tests publish nothing")
+        }
+    }
+
+    fn event(n: u64, event_type: &str) -> RecordedEvent {
+        RecordedEvent {
+            id: uuid::Uuid::now_v7(),
+            stream: StreamId::new("thing", "t1").unwrap(),
+            version: n,
+            cursor: Cursor::from_position(n),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload: format!(r#"{{"n":{n}}}"#),
+            metadata: "{}".into(),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    /// A relay whose mapping counts its calls (public: `thing.happened`; `thing.private`
+    /// stays private).
+    fn relay(calls: Arc<AtomicUsize>) -> Relay<InMemoryStore, IntegrationMap, Nowhere> {
+        let map = IntegrationMap::new()
+            .on("thing.happened", "thing.happened", 1, move |e| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                e.payload_as::<serde_json::Value>().map(Some)
+            })
+            .on("thing.private", "thing.private", 1, |_| {
+                Ok(None::<serde_json::Value>)
+            });
+        Relay::new("t", InMemoryStore::new(), map, Nowhere)
+    }
+
+    #[test]
+    fn a_prepared_batch_is_mapped_once_and_maps_as_commit_would() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let relay = relay(calls.clone());
+        let batch: Vec<RecordedEvent> = (1..=6)
+            .map(|n| {
+                event(
+                    n,
+                    if n == 3 {
+                        "thing.private"
+                    } else {
+                        "thing.happened"
+                    },
+                )
+            })
+            .collect();
+        let fresh = relay.map_all(&batch, None).unwrap();
+        assert_eq!(fresh.len(), 5, "the private event stays private");
+        assert_eq!(calls.swap(0, Ordering::Relaxed), 5);
+
+        // Prepared, then committed: nothing is mapped twice, and the result is the same.
+        relay.prepare(&batch);
+        assert_eq!(calls.swap(0, Ordering::Relaxed), 5);
+        let prepared = relay.map_all(&batch, None).unwrap();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "commit used what prepare mapped"
+        );
+        let payloads = |v: &[IntegrationEvent]| -> Vec<(uuid::Uuid, String)> {
+            v.iter().map(|e| (e.id, e.payload.clone())).collect()
+        };
+        assert_eq!(payloads(&prepared), payloads(&fresh));
+    }
+
+    #[test]
+    fn commit_maps_itself_what_was_not_prepared_for_the_same_events() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let relay = relay(calls.clone());
+        let batch: Vec<RecordedEvent> = (1..=6).map(|n| event(n, "thing.happened")).collect();
+        relay.prepare(&batch[2..]);
+        calls.store(0, Ordering::Relaxed);
+        // The batch handed to commit starts earlier than the prepared one, and one event at
+        // a prepared cursor is another event (a different id): both are mapped afresh.
+        let mut handed = batch.clone();
+        handed[4] = event(5, "thing.happened");
+        let mapped = relay
+            .map_all(&handed, Some(Cursor::from_position(1)))
+            .unwrap();
+        let ids: Vec<uuid::Uuid> = mapped.iter().map(|e| e.id).collect();
+        let want: Vec<uuid::Uuid> = handed[1..].iter().map(|e| e.id).collect();
+        assert_eq!(ids, want, "after the sink's position, in order, each once");
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            2,
+            "event 2 and the replaced event 5"
+        );
+    }
+
+    #[test]
+    fn what_was_prepared_for_later_events_is_kept_for_the_next_commit() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let relay = relay(calls.clone());
+        let batch: Vec<RecordedEvent> = (1..=6).map(|n| event(n, "thing.happened")).collect();
+        relay.prepare(&batch[3..]);
+        calls.store(0, Ordering::Relaxed);
+        relay.map_all(&batch[..3], None).unwrap();
+        relay.map_all(&batch[3..], None).unwrap();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            3,
+            "only the first three were mapped"
+        );
     }
 }

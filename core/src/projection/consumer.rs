@@ -144,6 +144,18 @@ pub trait Consumer: Send + Sync + 'static {
     /// may be done again.
     async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> Result<()>;
 
+    /// Called with the next batch while the runner still waits for the last
+    /// [`commit`](Self::commit) (the runner reads ahead after a full batch, see
+    /// [`RunnerOptions::read_ahead`](super::RunnerOptions::read_ahead)): work that needs
+    /// neither storage nor order, such as decoding or mapping the events, can be done here
+    /// so that it overlaps the last batch's I/O. The batch may never reach `commit` (the last
+    /// commit failed, say), and `commit` is always handed its events in full: keep nothing
+    /// here that `commit` would use without checking it is for the same events. Default:
+    /// nothing.
+    fn prepare(&self, events: &[RecordedEvent]) {
+        let _ = events;
+    }
+
     /// Drops this version's storage after a rebuild switched readers to a newer one.
     async fn drop_storage(&self) -> Result<()> {
         Ok(())

@@ -38,6 +38,10 @@ pub struct RunnerOptions {
     pub retry_backoff: (Duration, Duration),
     /// Overrides the consumer's [`Consumer::dead_letter_policy`].
     pub dead_letters: Option<DeadLetterPolicy>,
+    /// After a full batch, read the next one while the consumer commits this one, and hand
+    /// it to [`Consumer::prepare`] meanwhile (default `true`): reading and decoding then
+    /// overlap the commit's I/O. It holds two batches in memory instead of one.
+    pub read_ahead: bool,
 }
 
 impl Default for RunnerOptions {
@@ -50,8 +54,21 @@ impl Default for RunnerOptions {
             max_attempts: 5,
             retry_backoff: (Duration::from_millis(10), Duration::from_secs(5)),
             dead_letters: None,
+            read_ahead: true,
         }
     }
+}
+
+/// Events read for one batch: this runner's (its partition's) events after `after`, and how
+/// far the read saw.
+#[derive(Debug)]
+struct Read {
+    after: Cursor,
+    limit: usize,
+    events: Vec<RecordedEvent>,
+    last_seen: Cursor,
+    /// The store returned `limit` events: the log may hold more right away.
+    full: bool,
 }
 
 /// Outcome of one step.
@@ -98,6 +115,9 @@ pub struct Runner<S, C> {
     /// loaded again.
     known: Mutex<Option<Option<Cursor>>>,
     parked: Mutex<Parked>,
+    /// The next batch, read while the last one committed ([`RunnerOptions::read_ahead`]);
+    /// used only by a step that starts exactly where it starts.
+    ahead: Mutex<Option<Read>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,6 +157,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
             position: watch::channel(None).0,
             known: Mutex::new(None),
             parked: Mutex::default(),
+            ahead: Mutex::new(None),
         }
     }
 
@@ -214,28 +235,65 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
 
     fn forget_checkpoint(&self) {
         *lock(&self.known) = None;
+        *lock(&self.ahead) = None;
+    }
+
+    /// Reads at most `limit` events after `after`, keeping this runner's partition.
+    async fn read(&self, after: Cursor, limit: usize) -> Result<Read> {
+        let batch = self.store.read_all(after, &self.filter, limit).await?;
+        let full = batch.events.len() >= limit;
+        let mut events = batch.events;
+        if let Some((index, count)) = self.options.partition {
+            events.retain(|e| partition_of(e.stream.as_str(), count) == index);
+        }
+        Ok(Read {
+            after,
+            limit,
+            events,
+            last_seen: batch.last_seen,
+            full,
+        })
+    }
+
+    /// The batch read ahead, if it starts at `after` and was read with `limit`.
+    fn take_ahead(&self, after: Cursor, limit: usize) -> Option<Read> {
+        lock(&self.ahead)
+            .take()
+            .filter(|r| r.after == after && r.limit == limit)
+    }
+
+    /// Reads the batch after `after` and hands it to [`Consumer::prepare`]; `None` when
+    /// there is nothing yet (a later step reads afresh) or the read failed (the step will
+    /// read again and report it).
+    async fn read_ahead(&self, after: Cursor, limit: usize) -> Option<Read> {
+        let read = self.read(after, limit).await.ok()?;
+        if read.events.is_empty() {
+            return None;
+        }
+        self.consumer.prepare(&read.events);
+        Some(read)
     }
 
     /// Handles one batch (at most `limit` events) after the committed checkpoint.
     pub(super) async fn step(&self, limit: usize) -> Result<Step, Failure> {
         let expected = self.committed().await.map_err(Failure::read)?;
         let after = expected.unwrap_or(Cursor::START);
-        let batch = self
-            .store
-            .read_all(after, &self.filter, limit)
-            .await
-            .map_err(Failure::read)?;
-        if batch.events.is_empty() && batch.last_seen == after {
+        let read = match self.take_ahead(after, limit) {
+            Some(read) => read,
+            None => self.read(after, limit).await.map_err(Failure::read)?,
+        };
+        if read.events.is_empty() && read.last_seen == after {
             self.position.send_replace(expected);
             self.shared.caught_up(expected);
             crate::telemetry::lag(&self.checkpoint, 0);
             return Ok(Step::CaughtUp);
         }
-        let full = batch.events.len() >= limit;
-        let mut events = batch.events;
-        if let Some((index, count)) = self.options.partition {
-            events.retain(|e| partition_of(e.stream.as_str(), count) == index);
-        }
+        let Read {
+            mut events,
+            last_seen,
+            full,
+            ..
+        } = read;
         if self.policy == DeadLetterPolicy::Sequenced {
             events = self.hold_back(events).await.map_err(Failure::park)?;
         }
@@ -247,20 +305,27 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
         let checkpoint = CheckpointMove {
             name: self.checkpoint.clone(),
             expected,
-            new: batch.last_seen,
+            new: last_seen,
         };
         let started = Instant::now();
-        match self
-            .consumer
-            .commit(events, checkpoint)
-            .instrument(span)
-            .await
-        {
+        let commit = self.consumer.commit(events, checkpoint).instrument(span);
+        let outcome = if full && self.options.read_ahead {
+            // The next batch is read (and prepared) while this one commits; it is kept only
+            // if this one is committed.
+            let (outcome, ahead) = tokio::join!(commit, self.read_ahead(last_seen, limit));
+            if outcome.is_ok() {
+                *lock(&self.ahead) = ahead;
+            }
+            outcome
+        } else {
+            commit.await
+        };
+        match outcome {
             Ok(()) => {
                 crate::telemetry::batch(&self.checkpoint, handed as u64, started.elapsed());
-                *lock(&self.known) = Some(Some(batch.last_seen));
-                self.position.send_replace(Some(batch.last_seen));
-                self.shared.committed(batch.last_seen, handed as u64, !full);
+                *lock(&self.known) = Some(Some(last_seen));
+                self.position.send_replace(Some(last_seen));
+                self.shared.committed(last_seen, handed as u64, !full);
                 Ok(Step::Committed { full })
             }
             Err(error) => {
@@ -281,7 +346,7 @@ impl<S: EventStore, C: Consumer> Runner<S, C> {
                     single,
                     cursors,
                     expected,
-                    end: batch.last_seen,
+                    end: last_seen,
                 })
             }
         }

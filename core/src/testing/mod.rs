@@ -174,7 +174,7 @@ macro_rules! conformance_tests {
 /// Stamps out the runner suite ([`runners`]) as `#[test]` functions for a factory, like
 /// [`conformance_tests!`]: every consumer kind (read model, side effect, process manager) under
 /// injected faults, two runners and a takeover, partitions, poison events, a supervisor's
-/// restart.
+/// restart, reading ahead while a batch commits.
 ///
 /// ```
 /// use recount::testing::Fixture;
@@ -190,6 +190,7 @@ macro_rules! runner_tests {
             partitioned_runners_of_every_kind_handle_each_event_once,
             a_poison_event_is_parked_and_completed_by_a_retry,
             a_supervisor_restarts_a_panicked_runner,
+            the_runner_reads_ahead_while_a_batch_commits,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -676,3 +676,150 @@ pub async fn a_supervisor_restarts_a_panicked_runner<S: EventStore + Clone>(stor
     assert_eq!(status.restarts, 1, "{status:?}");
     assert!(seen.read(|m| m.times.values().all(|n| *n == 1)));
 }
+
+/// What the [`Ahead`] consumer saw: the batches prepared and committed, in order.
+#[derive(Debug, Default)]
+struct AheadLog {
+    prepared: Vec<Vec<Uuid>>,
+    /// Committed batches; a failed attempt is recorded as an empty batch.
+    committed: Vec<Vec<Uuid>>,
+    /// `prepare` was called while the first commit was still waiting.
+    overlapped: bool,
+}
+
+/// A consumer whose first commit waits until the runner hands it the next batch to
+/// prepare (proof that the two overlap), and whose second commit fails once.
+struct Ahead<S> {
+    name: String,
+    store: S,
+    filter: LogFilter,
+    log: Arc<Mutex<AheadLog>>,
+}
+
+#[async_trait]
+impl<S: EventStore> Consumer for Ahead<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn filter(&self) -> LogFilter {
+        self.filter.clone()
+    }
+    async fn position(&self, name: &str) -> crate::Result<Option<Cursor>> {
+        self.store.load_checkpoint(name).await
+    }
+    fn prepare(&self, events: &[RecordedEvent]) {
+        let mut log = self.log.lock().unwrap();
+        log.prepared.push(events.iter().map(|e| e.id).collect());
+    }
+    async fn commit(
+        &self,
+        events: Vec<RecordedEvent>,
+        to: crate::projection::CheckpointMove,
+    ) -> crate::Result<()> {
+        let attempt = self.log.lock().unwrap().committed.len();
+        if attempt == 0 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.log.lock().unwrap().prepared.is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let mut log = self.log.lock().unwrap();
+            log.overlapped = !log.prepared.is_empty();
+        }
+        if attempt == 1 {
+            self.log.lock().unwrap().committed.push(Vec::new());
+            return Err(crate::Error::retriable("the second commit fails once"));
+        }
+        self.store
+            .save_checkpoint(&to.name, to.expected, to.new)
+            .await?;
+        let ids = events.iter().map(|e| e.id).collect();
+        self.log.lock().unwrap().committed.push(ids);
+        Ok(())
+    }
+}
+
+/// After a full batch the runner reads the next one while the consumer commits, and hands
+/// it to [`Consumer::prepare`] meanwhile; a batch read ahead of a commit that failed is
+/// dropped, and the failed batch is handed again: every event is committed once, in log
+/// order. With [`RunnerOptions::read_ahead`] off, nothing is prepared.
+pub async fn the_runner_reads_ahead_while_a_batch_commits<S: EventStore + Clone>(store: S) {
+    let category = format!("ahead{}", &Uuid::new_v4().simple().to_string()[..8]);
+    for s in 0..5 {
+        let stream = StreamId::new(&category, &format!("s{s}")).unwrap();
+        let events = (0..10)
+            .map(|i| NewEvent::new("ahead.happened", &serde_json::json!({ "i": i })).unwrap())
+            .collect();
+        store
+            .append(&stream, ExpectedVersion::NoStream, events)
+            .await
+            .unwrap();
+    }
+    let filter = LogFilter::all().category(&category);
+    let all: Vec<Uuid> = store
+        .read_all(Cursor::START, &filter, 1000)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(all.len(), 50);
+
+    let run = |read_ahead: bool| {
+        let log = Arc::new(Mutex::new(AheadLog::default()));
+        let consumer = Ahead {
+            name: format!("{category}-{read_ahead}"),
+            store: store.clone(),
+            filter: filter.clone(),
+            log: log.clone(),
+        };
+        let options = RunnerOptions {
+            batch_size: 10,
+            read_ahead,
+            ..quick_options()
+        };
+        let runner = Runner::with_options(store.clone(), consumer, options);
+        async move {
+            assert_eq!(runner.catch_up().await.unwrap(), 50);
+            std::mem::take(&mut *log.lock().unwrap())
+        }
+    };
+
+    let log = run(true).await;
+    assert!(
+        log.overlapped,
+        "the next batch was prepared during the first commit"
+    );
+    assert_eq!(
+        log.committed[1],
+        Vec::<Uuid>::new(),
+        "the second commit failed"
+    );
+    let committed: Vec<Uuid> = log.committed.concat();
+    assert_eq!(committed, all, "every event committed once, in log order");
+    assert_eq!(
+        log.committed[2],
+        all[10..20],
+        "the failed batch was handed again"
+    );
+    // Batch 2 during commit 1, batch 3 during the failed commit 2 (dropped), batch 3 again
+    // during commit 2's retry, batches 4 and 5; after the last full batch, nothing more.
+    let prepared: Vec<&[Uuid]> = log.prepared.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        prepared,
+        [
+            &all[10..20],
+            &all[20..30],
+            &all[20..30],
+            &all[30..40],
+            &all[40..50]
+        ]
+    );
+
+    let log = run(false).await;
+    assert!(
+        log.prepared.is_empty(),
+        "nothing is read ahead when it is off"
+    );
+    assert_eq!(log.committed.concat(), all);
+}

@@ -21,7 +21,7 @@ use std::time::Instant;
 pub const BROKERS: &[(&str, u16)] = &[("nats", 4222), ("redis", 6379), ("rabbitmq", 5672)];
 
 const BATCH: usize = 1000;
-const ROUNDS: u32 = 3;
+const ROUNDS: u32 = 5;
 
 fn name(tag: &str) -> String {
     format!(
