@@ -156,6 +156,7 @@ pub struct Repository<A, S> {
     store: S,
     max_conflict_retries: u32,
     max_unknown_outcome_retries: u32,
+    conflict_backoff: (Duration, Duration),
     counters: Arc<Counters>,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -166,6 +167,7 @@ impl<A, S: Clone> Clone for Repository<A, S> {
             store: self.store.clone(),
             max_conflict_retries: self.max_conflict_retries,
             max_unknown_outcome_retries: self.max_unknown_outcome_retries,
+            conflict_backoff: self.conflict_backoff,
             counters: self.counters.clone(),
             _aggregate: PhantomData,
         }
@@ -178,12 +180,15 @@ const REPLAY_PAGE: usize = 1000;
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A repository over `store`: up to 100 decisions again after conflicts (each costs a
     /// reload; under heavy contention on one stream a writer may lose many rounds in a row),
-    /// 3 re-sends of an append whose outcome is unknown.
+    /// the first at once and the others after a pause of 1 ms doubling up to 50 ms, jittered
+    /// ([`with_conflict_backoff`](Self::with_conflict_backoff)); 3 re-sends of an append
+    /// whose outcome is unknown.
     pub fn new(store: S) -> Self {
         Repository {
             store,
             max_conflict_retries: 100,
             max_unknown_outcome_retries: 3,
+            conflict_backoff: (Duration::from_millis(1), Duration::from_millis(50)),
             counters: Arc::default(),
             _aggregate: PhantomData,
         }
@@ -193,6 +198,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// conflict is returned.
     pub fn with_max_conflict_retries(mut self, retries: u32) -> Self {
         self.max_conflict_retries = retries;
+        self
+    }
+
+    /// The pauses before deciding again after a conflict: none before the first retry (one
+    /// conflict is usually one other writer, already done), then from `first`, doubling up
+    /// to `cap`, each drawn from the upper half ([`Backoff`](crate::Backoff)), so writers
+    /// that keep colliding on one stream spread out instead of retrying in step. `first` of
+    /// zero retries at once every time.
+    pub fn with_conflict_backoff(mut self, first: Duration, cap: Duration) -> Self {
+        self.conflict_backoff = (first, cap);
         self
     }
 
@@ -367,8 +382,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     {
         let stream = stream.clone();
         let mut conflicts = 0;
+        let mut backoff = crate::Backoff::new(self.conflict_backoff.0, self.conflict_backoff.1);
+        // After a conflict: the state decided on, and its version. The retry reads only the
+        // events written since (the ones that won), not the whole stream again.
+        let mut stale: Option<(A, u64)> = None;
         loop {
-            let (loaded, already) = self.load_watching(&stream, ctx.command_id).await?;
+            if conflicts > 1 && !self.conflict_backoff.0.is_zero() {
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            let caught_up = match stale.take() {
+                Some((state, at)) => self.replay(&stream, state, at, ctx.command_id).await?,
+                None => None,
+            };
+            let (loaded, already) = match caught_up {
+                Some(loaded) => loaded,
+                None => self.load_watching(&stream, ctx.command_id).await?,
+            };
             let Loaded { mut state, version } = loaded;
             if let Some(done) = already {
                 // This command id already wrote its events: deciding again against the newer
@@ -423,6 +452,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
                 Err(Error::Conflict { .. }) if conflicts < self.max_conflict_retries => {
                     conflicts += 1;
+                    stale = Some((state, version));
                     bump(&self.counters.conflict_retries);
                     crate::telemetry::conflict(stream.category());
                     crate::telemetry::command_retry(stream.category());

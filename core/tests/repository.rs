@@ -10,6 +10,7 @@ use recount::{
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 fn stream(id: &str) -> StreamId {
@@ -53,75 +54,96 @@ async fn eight_tasks_executing_200_increments_each_write_1600_contiguous_events(
     assert_eq!(stats.commands, 1600);
 }
 
-#[tokio::test]
-async fn conflicts_past_the_bound_are_returned() {
-    // A store that lets another writer in before every append of ours.
-    #[derive(Clone)]
-    struct Interloper(InMemoryStore);
-    #[async_trait]
-    impl EventStore for Interloper {
-        async fn append(
-            &self,
-            s: &StreamId,
-            e: ExpectedVersion,
-            ev: Vec<NewEvent>,
-        ) -> recount::Result<AppendResult> {
-            let other = NewEvent::new("counter.added", &serde_json::json!({"by": 100})).unwrap();
-            self.0.append(s, ExpectedVersion::Any, vec![other]).await?;
-            self.0.append(s, e, ev).await
-        }
-        async fn read_stream(
-            &self,
-            s: &StreamId,
-            f: u64,
-            l: usize,
-        ) -> recount::Result<Vec<RecordedEvent>> {
-            self.0.read_stream(s, f, l).await
-        }
-        async fn stream_version(&self, s: &StreamId) -> recount::Result<u64> {
-            self.0.stream_version(s).await
-        }
-        async fn read_all(&self, a: Cursor, f: &LogFilter, l: usize) -> recount::Result<LogBatch> {
-            self.0.read_all(a, f, l).await
-        }
-        async fn delete_stream(&self, s: &StreamId, e: ExpectedVersion) -> recount::Result<()> {
-            self.0.delete_stream(s, e).await
-        }
-        async fn save_snapshot(&self, s: Snapshot) -> recount::Result<()> {
-            self.0.save_snapshot(s).await
-        }
-        async fn load_snapshot(&self, s: &StreamId) -> recount::Result<Option<Snapshot>> {
-            self.0.load_snapshot(s).await
-        }
-        async fn load_checkpoint(&self, n: &str) -> recount::Result<Option<Cursor>> {
-            self.0.load_checkpoint(n).await
-        }
-        async fn save_checkpoint(
-            &self,
-            n: &str,
-            e: Option<Cursor>,
-            c: Cursor,
-        ) -> recount::Result<()> {
-            self.0.save_checkpoint(n, e, c).await
-        }
-        async fn load_checkpoint_state(
-            &self,
-            n: &str,
-        ) -> recount::Result<Option<(Cursor, Option<String>)>> {
-            self.0.load_checkpoint_state(n).await
-        }
-        async fn save_checkpoint_state(
-            &self,
-            n: &str,
-            e: Option<Cursor>,
-            c: Cursor,
-            state: Option<String>,
-        ) -> recount::Result<()> {
-            self.0.save_checkpoint_state(n, e, c, state).await
+/// A store that lets another writer in before each of our first `interferences` appends
+/// (one event of 100), and records where each stream read starts and when.
+#[derive(Clone)]
+struct Interloper {
+    store: InMemoryStore,
+    interferences: Arc<AtomicU32>,
+    reads: Arc<std::sync::Mutex<Vec<(u64, tokio::time::Instant)>>>,
+}
+
+impl Interloper {
+    fn new(interferences: u32) -> Self {
+        Interloper {
+            store: InMemoryStore::new(),
+            interferences: Arc::new(AtomicU32::new(interferences)),
+            reads: Arc::default(),
         }
     }
-    let repo = Repository::<Counter, _>::new(Interloper(InMemoryStore::new()))
-        .with_max_conflict_retries(3);
+}
+
+#[async_trait]
+impl EventStore for Interloper {
+    async fn append(
+        &self,
+        s: &StreamId,
+        e: ExpectedVersion,
+        ev: Vec<NewEvent>,
+    ) -> recount::Result<AppendResult> {
+        let interfere = self
+            .interferences
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if interfere {
+            let other = NewEvent::new("counter.added", &serde_json::json!({"by": 100})).unwrap();
+            self.store
+                .append(s, ExpectedVersion::Any, vec![other])
+                .await?;
+        }
+        self.store.append(s, e, ev).await
+    }
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        f: u64,
+        l: usize,
+    ) -> recount::Result<Vec<RecordedEvent>> {
+        let at = tokio::time::Instant::now();
+        self.reads.lock().unwrap().push((f, at));
+        self.store.read_stream(s, f, l).await
+    }
+    async fn stream_version(&self, s: &StreamId) -> recount::Result<u64> {
+        self.store.stream_version(s).await
+    }
+    async fn read_all(&self, a: Cursor, f: &LogFilter, l: usize) -> recount::Result<LogBatch> {
+        self.store.read_all(a, f, l).await
+    }
+    async fn delete_stream(&self, s: &StreamId, e: ExpectedVersion) -> recount::Result<()> {
+        self.store.delete_stream(s, e).await
+    }
+    async fn save_snapshot(&self, s: Snapshot) -> recount::Result<()> {
+        self.store.save_snapshot(s).await
+    }
+    async fn load_snapshot(&self, s: &StreamId) -> recount::Result<Option<Snapshot>> {
+        self.store.load_snapshot(s).await
+    }
+    async fn load_checkpoint(&self, n: &str) -> recount::Result<Option<Cursor>> {
+        self.store.load_checkpoint(n).await
+    }
+    async fn save_checkpoint(&self, n: &str, e: Option<Cursor>, c: Cursor) -> recount::Result<()> {
+        self.store.save_checkpoint(n, e, c).await
+    }
+    async fn load_checkpoint_state(
+        &self,
+        n: &str,
+    ) -> recount::Result<Option<(Cursor, Option<String>)>> {
+        self.store.load_checkpoint_state(n).await
+    }
+    async fn save_checkpoint_state(
+        &self,
+        n: &str,
+        e: Option<Cursor>,
+        c: Cursor,
+        state: Option<String>,
+    ) -> recount::Result<()> {
+        self.store.save_checkpoint_state(n, e, c, state).await
+    }
+}
+#[tokio::test]
+async fn conflicts_past_the_bound_are_returned() {
+    let repo =
+        Repository::<Counter, _>::new(Interloper::new(u32::MAX)).with_max_conflict_retries(3);
     let err = repo
         .execute("c", &CommandContext::new(), |c| c.add(1))
         .await
@@ -135,6 +157,45 @@ async fn conflicts_past_the_bound_are_returned() {
     assert_eq!(
         loaded.state.value, 400,
         "only the interloper's four events were written"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_reads_only_the_events_that_won_and_later_retries_back_off() {
+    let store = Interloper::new(0);
+    let seed: Vec<NewEvent> = (0..50)
+        .map(|_| NewEvent::new("counter.added", &serde_json::json!({"by": 1})).unwrap())
+        .collect();
+    store
+        .append(&stream("c"), ExpectedVersion::NoStream, seed)
+        .await
+        .unwrap();
+    store.interferences.store(3, Ordering::SeqCst);
+    let repo = Repository::<Counter, _>::new(store.clone())
+        .with_conflict_backoff(Duration::from_millis(2), Duration::from_millis(50));
+    let done = repo
+        .execute("c", &CommandContext::new(), |c| c.add(1))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 54, "50 seeded, 3 that won, then ours");
+    assert_eq!(done.state.value, 50 + 300 + 1);
+    assert_eq!(repo.stats().conflict_retries, 3);
+    let reads = store.reads.lock().unwrap().clone();
+    // The whole stream once; after each conflict only from the version decided on (the
+    // event there, which proves the stream still reaches it, and the ones after).
+    let froms: Vec<u64> = reads.iter().map(|(from, _)| *from).collect();
+    assert_eq!(froms, [1, 50, 51, 52]);
+    // (Paused time: only the repository's sleeps move the clock.) The first retry at once,
+    // then pauses from the upper half of 2 ms, then of 4 ms.
+    let gaps: Vec<Duration> = reads.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert_eq!(gaps[0], Duration::ZERO, "{gaps:?}");
+    assert!(
+        gaps[1] >= Duration::from_millis(1) && gaps[1] <= Duration::from_millis(2),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[2] >= Duration::from_millis(2) && gaps[2] <= Duration::from_millis(4),
+        "{gaps:?}"
     );
 }
 

@@ -34,12 +34,17 @@ impl MemoryRaw {
 
 #[async_trait]
 impl RawStore for MemoryRaw {
-    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()> {
+    async fn append_expecting(
+        &self,
+        stream: &str,
+        version_before: u64,
+        events: &[RawEvent],
+    ) -> Result<bool> {
         let mut inner = self.inner.lock().map_err(|_| Error::store("poisoned"))?;
         let inner = &mut *inner;
         let index = inner.streams.entry(stream.to_owned()).or_default();
         if index.len() as u64 != version_before {
-            return Err(Error::store("raw conflict"));
+            return Ok(false);
         }
         for e in events {
             index.push(inner.log.len());
@@ -55,7 +60,7 @@ impl RawStore for MemoryRaw {
                 metadata: e.metadata.clone(),
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<RawRow>> {

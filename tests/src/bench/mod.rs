@@ -58,9 +58,29 @@ pub struct RawEvent {
 /// same engine and driver, on the same tables, indexes and settings.
 #[async_trait]
 pub trait RawStore: Send + Sync + 'static {
-    /// Appends `events` to `stream`, which is at `version_before`, the way the raw side of
-    /// the store's benchmark contract says (one transaction per call).
-    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()>;
+    /// Appends `events` to `stream` if it is at `version_before`, the way the raw side of the
+    /// store's benchmark contract says (one transaction per call); `false`, having written
+    /// nothing, when another writer got there first (a raw event store's concurrency check:
+    /// the unique `(stream, version)` index, or the version read in the transaction).
+    async fn append_expecting(
+        &self,
+        stream: &str,
+        version_before: u64,
+        events: &[RawEvent],
+    ) -> Result<bool>;
+
+    /// [`RawStore::append_expecting`], with a conflict as an error.
+    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()> {
+        match self
+            .append_expecting(stream, version_before, events)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(recount::Error::store(format!(
+                "raw conflict: {stream} is not at version {version_before}"
+            ))),
+        }
+    }
 
     /// Every row of `stream` from version `from` in version order.
     async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<RawRow>>;

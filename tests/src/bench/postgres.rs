@@ -282,7 +282,12 @@ impl RawStore for PgRaw {
         }
     }
 
-    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()> {
+    async fn append_expecting(
+        &self,
+        stream: &str,
+        version_before: u64,
+        events: &[RawEvent],
+    ) -> Result<bool> {
         let before = version_before as i64;
         let done = if let [e] = events {
             sqlx::query(INSERT_ONE)
@@ -311,7 +316,12 @@ impl RawStore for PgRaw {
                 .execute(&self.pool)
                 .await
         };
-        done.map(drop).map_err(Error::store)
+        match done {
+            Ok(_) => Ok(true),
+            // The unique (stream, version) index: another writer took the version.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Ok(false),
+            Err(e) => Err(Error::store(e)),
+        }
     }
 
     async fn read_stream(&self, stream: &str, from: u64) -> Result<Vec<RawRow>> {

@@ -20,6 +20,9 @@ pub const SCENARIOS: &[&str] = &[
     "load-snapshot",
     "replay",
     "rebuild",
+    "command",
+    "command-8",
+    "command-contended",
 ];
 
 /// A rate and the median latency of one operation.
@@ -27,6 +30,8 @@ pub const SCENARIOS: &[&str] = &[
 struct Measured {
     per_sec: f64,
     median_us: f64,
+    /// The 95th percentile latency (0 where not measured).
+    p95_us: f64,
 }
 
 /// Runs `ops` operations over `workers` tasks (each runs its share in sequence), counting
@@ -61,15 +66,21 @@ where
     Ok(Measured {
         per_sec: (per_worker * workers as u64 * units) as f64 / elapsed.as_secs_f64(),
         median_us: median_us(&mut latencies),
+        p95_us: percentile_us(&mut latencies, 0.95),
     })
 }
 
 fn median_us(latencies: &mut [Duration]) -> f64 {
+    percentile_us(latencies, 0.5)
+}
+
+fn percentile_us(latencies: &mut [Duration], q: f64) -> f64 {
     if latencies.is_empty() {
         return 0.0;
     }
     latencies.sort_unstable();
-    latencies[latencies.len() / 2].as_secs_f64() * 1e6
+    let at = ((latencies.len() as f64 * q) as usize).min(latencies.len() - 1);
+    latencies[at].as_secs_f64() * 1e6
 }
 
 fn raw_event(n: u64) -> RawEvent {
@@ -175,6 +186,70 @@ async fn appends(
                     .append(&s, ExpectedVersion::Exact(i * batch), events)
                     .await
                     .map(drop)
+            }
+        })
+    };
+    best_of_rounds(pair, raw, recount).await
+}
+
+/// Commands a stream takes in the `command` scenarios before the next one is used: small
+/// aggregates, as most are.
+const COMMANDS_PER_STREAM: u64 = 10;
+
+/// Commands (load, decide, append one event) by `workers` writers: each on streams of its
+/// own, or (`contended`) all on one stream, retrying on conflict. Recount
+/// runs `Repository::execute`; the raw side is `raw-es`, a minimal hand-written event store:
+/// select the stream's rows, fold, insert with the store's version check (the unique
+/// `(stream, version)` index on PostgreSQL), and on a conflict do it all again at once.
+async fn commands(
+    pair: &StorePair,
+    label: &str,
+    workers: usize,
+    ops: u64,
+    contended: bool,
+) -> Result<(Measured, Measured)> {
+    let stream_of = move |run: &str, w: usize, i: u64| match contended {
+        true => format!("{run}one"),
+        false => format!("{run}{w}x{}", i / COMMANDS_PER_STREAM),
+    };
+    let raw = |round: u32| {
+        let raw = pair.raw.clone();
+        let run = format!("{label}raw{round}w");
+        drive(workers, ops, 1, move |w, i| {
+            let raw = raw.clone();
+            let s = format!("account-{}", stream_of(&run, w, i));
+            async move {
+                for _ in 0..10_000 {
+                    let state = raw_load(raw.as_ref(), &s, false).await?;
+                    let e = BenchEvent::nth(state.deposits);
+                    let event = RawEvent {
+                        id: uuid::Uuid::now_v7(),
+                        event_type: BENCH_EVENT_TYPE,
+                        payload: serde_json::to_string(&e).map_err(recount::Error::store)?,
+                        metadata: "{}".to_owned(),
+                    };
+                    if raw.append_expecting(&s, state.deposits, &[event]).await? {
+                        return Ok(());
+                    }
+                }
+                Err(recount::Error::store("raw-es: 10,000 conflicts in a row"))
+            }
+        })
+    };
+    let repo = Repository::<Account, Arc<dyn EventStore>>::new(pair.store.clone());
+    let recount = |round: u32| {
+        let repo = repo.clone();
+        let run = format!("{label}rc{round}w");
+        drive(workers, ops, 1, move |w, i| {
+            let repo = repo.clone();
+            let id = stream_of(&run, w, i);
+            async move {
+                repo.execute(&id, &recount::CommandContext::default(), |a: &Account| {
+                    Ok(vec![BenchEvent::nth(a.deposits)])
+                })
+                .await
+                .map(drop)
+                .map_err(|e| recount::Error::store(e.to_string()))
             }
         })
     };
@@ -300,6 +375,7 @@ async fn raw_read_rate(pair: &StorePair, total: u64) -> Result<Measured> {
     Ok(Measured {
         per_sec: n as f64 / start.elapsed().as_secs_f64(),
         median_us: median_us(&mut latencies),
+        p95_us: 0.0,
     })
 }
 
@@ -331,6 +407,7 @@ async fn replay(pair: &StorePair, events: u64) -> Result<(Measured, Measured)> {
         Ok(Measured {
             per_sec: n as f64 / start.elapsed().as_secs_f64(),
             median_us: median_us(&mut latencies),
+            p95_us: 0.0,
         })
     };
     best_of_rounds(pair, raw, recount).await
@@ -365,6 +442,7 @@ async fn rebuilds(
         Measured {
             per_sec: done as f64 / start.elapsed().as_secs_f64(),
             median_us: median_us(batches),
+            p95_us: 0.0,
         }
     };
     let mut rows = Vec::new();
@@ -464,6 +542,28 @@ pub async fn run_scenarios(factory: &PairFactory, opts: &BenchOptions) -> Result
                     "events",
                     replay(&pair, n).await?,
                     format!("{n} events, pages of 1,000"),
+                )
+            }
+            "command" => (
+                "ops",
+                commands(&pair, "c", 1, opts.size(2_000, 100), false).await?,
+                format!("load + decide + append, {COMMANDS_PER_STREAM} commands a stream; raw = raw-es"),
+            ),
+            "command-8" => (
+                "ops",
+                commands(&pair, "d", 8, opts.size(8_000, 400), false).await?,
+                format!("8 writers on streams of their own, {COMMANDS_PER_STREAM} commands a stream; raw = raw-es"),
+            ),
+            "command-contended" => {
+                let (raw, recount) = commands(&pair, "k", 8, opts.size(2_000, 160), true).await?;
+                (
+                    "ops",
+                    (raw, recount),
+                    format!(
+                        "8 writers on one stream, retrying on conflict; p95 {:.0}µs (raw-es {:.0}µs)",
+                        recount.p95_us,
+                        raw.p95_us
+                    ),
                 )
             }
             other => unreachable!("unknown scenario {other}"),

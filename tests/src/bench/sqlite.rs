@@ -132,7 +132,12 @@ impl RawStore for SqliteRaw {
         Some(Box::new(p))
     }
 
-    async fn append(&self, stream: &str, version_before: u64, events: &[RawEvent]) -> Result<()> {
+    async fn append_expecting(
+        &self,
+        stream: &str,
+        version_before: u64,
+        events: &[RawEvent],
+    ) -> Result<bool> {
         let (stream, events) = (stream.to_owned(), events.to_vec());
         self.writers
             .run(&self.path, move |conn| {
@@ -143,7 +148,7 @@ impl RawStore for SqliteRaw {
                     .optional()?;
                 let (version, deleted) = state.unwrap_or((0, false));
                 if deleted || version as u64 != version_before {
-                    return Err(rusqlite::Error::InvalidQuery);
+                    return Ok(false);
                 }
                 let category = stream.split_once('-').map_or(stream.as_str(), |(c, _)| c);
                 let now = chrono::Utc::now().timestamp_micros();
@@ -165,7 +170,8 @@ impl RawStore for SqliteRaw {
                     tx.prepare_cached(STREAM_SET_VERSION)?
                         .execute(rusqlite::params![stream, version + events.len() as i64])?;
                 }
-                tx.commit()
+                tx.commit()?;
+                Ok(true)
             })
             .await
     }
