@@ -174,8 +174,9 @@ impl<A, S: Clone> Clone for Repository<A, S> {
     }
 }
 
-/// Events read per page when replaying a stream.
-const REPLAY_PAGE: usize = 1000;
+/// Events read per page when replaying a stream: most streams fit in one round trip (a page
+/// that comes back full costs one more read to find the end).
+const REPLAY_PAGE: usize = 4096;
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A repository over `store`: up to 100 decisions again after conflicts (each costs a

@@ -160,6 +160,27 @@ async fn conflicts_past_the_bound_are_returned() {
     );
 }
 
+#[tokio::test]
+async fn a_stream_longer_than_a_replay_page_loads_in_pages_to_the_last_event() {
+    let store = Interloper::new(0);
+    for _ in 0..9 {
+        let batch: Vec<NewEvent> = (0..1000)
+            .map(|_| NewEvent::new("counter.added", &serde_json::json!({"by": 1})).unwrap())
+            .collect();
+        store
+            .append(&stream("long"), ExpectedVersion::Any, batch)
+            .await
+            .unwrap();
+    }
+    let repo = Repository::<Counter, _>::new(store.clone());
+    let loaded = repo.load("long").await.unwrap();
+    assert_eq!((loaded.version, loaded.state.value), (9000, 9000));
+    let froms: Vec<u64> = store.reads.lock().unwrap().iter().map(|r| r.0).collect();
+    assert!(froms.len() > 1, "more than one page: {froms:?}");
+    assert_eq!(froms[0], 1);
+    assert!(froms.windows(2).all(|w| w[0] < w[1]), "{froms:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_retry_reads_only_the_events_that_won_and_later_retries_back_off() {
     let store = Interloper::new(0);
