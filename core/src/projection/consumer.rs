@@ -206,6 +206,9 @@ macro_rules! forward_consumer {
             async fn position(&self, name: &str) -> Result<Option<Cursor>> {
                 (**self).position(name).await
             }
+            fn prepare(&self, events: &[RecordedEvent]) {
+                (**self).prepare(events)
+            }
             async fn commit(
                 &self,
                 events: Vec<RecordedEvent>,

@@ -294,6 +294,9 @@ impl<C: Consumer> Consumer for FaultyConsumer<C> {
     async fn position(&self, name: &str) -> Result<Option<Cursor>> {
         faulty!(self, "position", self.inner.position(name))
     }
+    fn prepare(&self, events: &[RecordedEvent]) {
+        self.inner.prepare(events)
+    }
     async fn commit(&self, events: Vec<RecordedEvent>, checkpoint: CheckpointMove) -> Result<()> {
         faulty!(self, "commit", self.inner.commit(events, checkpoint))
     }

@@ -694,6 +694,8 @@ struct Ahead<S> {
     store: S,
     filter: LogFilter,
     log: Arc<Mutex<AheadLog>>,
+    /// Whether the first commit waits for `prepare` (up to 5 s).
+    wait: bool,
 }
 
 #[async_trait]
@@ -717,7 +719,7 @@ impl<S: EventStore> Consumer for Ahead<S> {
         to: crate::projection::CheckpointMove,
     ) -> crate::Result<()> {
         let attempt = self.log.lock().unwrap().committed.len();
-        if attempt == 0 {
+        if attempt == 0 && self.wait {
             let deadline = Instant::now() + Duration::from_secs(5);
             while self.log.lock().unwrap().prepared.is_empty() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -767,12 +769,14 @@ pub async fn the_runner_reads_ahead_while_a_batch_commits<S: EventStore + Clone>
 
     let run = |read_ahead: bool| {
         let log = Arc::new(Mutex::new(AheadLog::default()));
-        let consumer = Ahead {
+        // Boxed, as applications hold their consumers: the box forwards `prepare`.
+        let consumer: Box<dyn Consumer> = Box::new(Ahead {
             name: format!("{category}-{read_ahead}"),
             store: store.clone(),
             filter: filter.clone(),
             log: log.clone(),
-        };
+            wait: read_ahead,
+        });
         let options = RunnerOptions {
             batch_size: 10,
             read_ahead,
