@@ -65,10 +65,12 @@ pub enum OtlpError {
 
 /// An OTLP span exporter and the tracer provider around it; [`layer`](Self::layer) plugs it
 /// into a [`tracing_subscriber`] registry. Dropping it flushes and shuts down, as
-/// [`shutdown`](Self::shutdown) does.
+/// [`shutdown`](Self::shutdown) does (which also reports a failure).
 #[derive(Debug)]
 pub struct OtlpTracing {
     provider: SdkTracerProvider,
+    /// Set by [`shutdown`](Self::shutdown), so that the drop after it does nothing.
+    shut_down: bool,
 }
 
 /// The layer [`OtlpTracing::layer`] returns.
@@ -132,7 +134,10 @@ impl OtlpTracing {
             .with_batch_exporter(exporter)
             .with_resource(resource)
             .build();
-        Ok(OtlpTracing { provider })
+        Ok(OtlpTracing {
+            provider,
+            shut_down: false,
+        })
     }
 
     /// A layer that turns the spans it sees into OpenTelemetry spans for this exporter. Give
@@ -153,7 +158,8 @@ impl OtlpTracing {
     }
 
     /// Sends what is buffered and stops the exporter; spans closed afterwards are dropped.
-    pub fn shutdown(self) -> Result<(), OtlpError> {
+    pub fn shutdown(mut self) -> Result<(), OtlpError> {
+        self.shut_down = true;
         self.provider
             .shutdown()
             .map_err(|e| OtlpError::Export(e.to_string()))
@@ -162,7 +168,8 @@ impl OtlpTracing {
 
 impl Drop for OtlpTracing {
     fn drop(&mut self) {
-        // After an explicit `shutdown` this reports "already shut down", which is fine.
-        let _ = self.provider.shutdown();
+        if !self.shut_down {
+            let _ = self.provider.shutdown();
+        }
     }
 }

@@ -221,13 +221,7 @@ async fn commands(
             async move {
                 for _ in 0..10_000 {
                     let state = raw_load(raw.as_ref(), &s, false).await?;
-                    let e = BenchEvent::nth(state.deposits);
-                    let event = RawEvent {
-                        id: uuid::Uuid::now_v7(),
-                        event_type: BENCH_EVENT_TYPE,
-                        payload: serde_json::to_string(&e).map_err(recount::Error::store)?,
-                        metadata: "{}".to_owned(),
-                    };
+                    let event = raw_event(state.deposits);
                     if raw.append_expecting(&s, state.deposits, &[event]).await? {
                         return Ok(());
                     }

@@ -63,24 +63,23 @@ pub fn init_logs() -> Result<Logs, Box<dyn std::error::Error + Send + Sync>> {
     let filter = |default: &str| {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
     };
-    let console = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter("info"));
+    let registry = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter("info")),
+    );
     #[cfg(feature = "otlp")]
     {
         let otlp = recount::telemetry::otlp::OtlpTracing::from_env("storychain")?;
         let layer = otlp
             .as_ref()
             .map(|o| o.layer().with_filter(filter("info,recount=debug")));
-        let _ = tracing_subscriber::registry()
-            .with(console)
-            .with(layer)
-            .try_init();
+        let _ = registry.with(layer).try_init();
         Ok(Logs { otlp })
     }
     #[cfg(not(feature = "otlp"))]
     {
-        let _ = tracing_subscriber::registry().with(console).try_init();
+        let _ = registry.try_init();
         Ok(Logs {})
     }
 }
