@@ -68,6 +68,7 @@ mod memory;
 pub mod projection;
 mod query;
 mod repository;
+pub mod sql;
 mod store;
 mod stream;
 pub mod telemetry;

@@ -120,6 +120,7 @@ mod pgtypes;
 mod projection;
 mod queries;
 mod read;
+mod sql;
 mod store;
 
 pub use options::PgOptions;

@@ -71,7 +71,12 @@ impl PgEventStore {
             // A liveness ping before every checkout would cost a round trip per operation; a
             // dead connection fails its query instead, which is classified as retriable.
             .test_before_acquire(false)
-            .connect_with(Self::session_options(connect))
+            .connect_with(
+                // SQL read models (`recount::sql`) name their tables unqualified: they live in
+                // the store's schema.
+                Self::session_options(connect)
+                    .options([("search_path", format!("{},public", options.schema))]),
+            )
             .await
             .map_err(store_error)?;
         Self::from_pool(pool, options)

@@ -68,6 +68,7 @@ mod options;
 mod projection;
 mod queries;
 mod reader;
+mod sql;
 mod store;
 mod write;
 mod writer;

@@ -191,6 +191,15 @@ impl SqliteEventStore {
         .await
     }
 
+    /// Runs `read` on a pooled read-only connection.
+    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.run(read).await
+    }
+
     /// Sends `work` to the writer and waits for its answer.
     async fn write<T, F>(&self, work: F) -> Result<T>
     where

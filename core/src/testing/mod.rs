@@ -20,6 +20,7 @@ mod faults;
 mod harness;
 mod integration;
 pub mod runners;
+pub mod sql;
 
 pub use faults::{Faults, FaultyConsumer, FaultyStore};
 pub use harness::{AggregateTest, Then};
