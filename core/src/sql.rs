@@ -202,6 +202,18 @@ impl<'a, T: Into<SqlValue<'a>>> From<Option<T>> for SqlValue<'a> {
     }
 }
 
+impl<'a> From<&'a Option<String>> for SqlValue<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        v.as_ref().map_or(SqlValue::Null, Into::into)
+    }
+}
+
+impl From<&Option<i64>> for SqlValue<'_> {
+    fn from(v: &Option<i64>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
 /// A Rust type a column of a [`SqlRow`] reads into.
 pub trait FromSqlValue: Sized {
     /// The column's value as `Self`, or a message saying what it held instead.
@@ -359,6 +371,70 @@ pub trait SqlTx {
     }
 }
 
+/// Parameters given as a tuple or an array of values that convert to [`SqlValue`]s, for
+/// [`exec`](SqlTx::exec), [`rows`](SqlTx::rows) and [`row`](SqlTx::row):
+/// `tx.exec(sql, (&id, 3, "text"))`.
+pub trait IntoSqlParams<'a> {
+    /// The values, in placeholder order.
+    fn into_params(self) -> Vec<SqlValue<'a>>;
+}
+
+impl<'a> IntoSqlParams<'a> for () {
+    fn into_params(self) -> Vec<SqlValue<'a>> {
+        Vec::new()
+    }
+}
+
+impl<'a, T: Into<SqlValue<'a>>, const N: usize> IntoSqlParams<'a> for [T; N] {
+    fn into_params(self) -> Vec<SqlValue<'a>> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<'a> IntoSqlParams<'a> for Vec<SqlValue<'a>> {
+    fn into_params(self) -> Vec<SqlValue<'a>> {
+        self
+    }
+}
+
+macro_rules! tuple_params {
+    ($($t:ident),+) => {
+        impl<'a, $($t: Into<SqlValue<'a>>),+> IntoSqlParams<'a> for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn into_params(self) -> Vec<SqlValue<'a>> {
+                let ($($t,)+) = self;
+                vec![$($t.into()),+]
+            }
+        }
+    };
+}
+
+tuple_params!(A);
+tuple_params!(A, B);
+tuple_params!(A, B, C);
+tuple_params!(A, B, C, D);
+tuple_params!(A, B, C, D, E);
+tuple_params!(A, B, C, D, E, F);
+tuple_params!(A, B, C, D, E, F, G);
+tuple_params!(A, B, C, D, E, F, G, H);
+
+impl dyn SqlTx + '_ {
+    /// [`execute`](SqlTx::execute) with parameters as a tuple or an array.
+    pub fn exec<'a>(&mut self, sql: &str, params: impl IntoSqlParams<'a>) -> Result<u64> {
+        self.execute(sql, &params.into_params())
+    }
+
+    /// [`query`](SqlTx::query) with parameters as a tuple or an array.
+    pub fn rows<'a>(&mut self, sql: &str, params: impl IntoSqlParams<'a>) -> Result<Vec<SqlRow>> {
+        self.query(sql, &params.into_params())
+    }
+
+    /// [`query_row`](SqlTx::query_row) with parameters as a tuple or an array.
+    pub fn row<'a>(&mut self, sql: &str, params: impl IntoSqlParams<'a>) -> Result<Option<SqlRow>> {
+        self.query_row(sql, &params.into_params())
+    }
+}
+
 /// A read model in SQL tables, written once for every SQL store; see the [module
 /// documentation](self) for the SQL both engines accept.
 ///
@@ -408,6 +484,14 @@ pub trait SqlStore: EventStore {
 
     /// Runs `work` on a read connection (its writes are refused or rolled back).
     async fn read_sql(&self, work: SqlWork) -> Result<()>;
+}
+
+impl fmt::Debug for dyn SqlStore + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("engine", &self.sql_engine())
+            .finish_non_exhaustive()
+    }
 }
 
 macro_rules! forward_sql_store {

@@ -122,6 +122,9 @@ mod queries;
 mod read;
 mod sql;
 mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use options::PgOptions;
 pub use projection::{PgProjection, PgReadModel};

@@ -12,12 +12,28 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The database file every command works on.
+/// The database every command works on: PostgreSQL when `DATABASE_URL` is set
+/// (`postgres://user@host:port/database`, migrated at start), else a SQLite file.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Db {
-    /// The SQLite database file (created when missing).
+    /// The SQLite database file (created when missing), used when `DATABASE_URL` is not set.
     #[arg(long, default_value = "storychain.db")]
     pub db: PathBuf,
+}
+
+/// `i/N` with `i < N` and `N` from 1 to 1,024.
+pub fn parse_partition(text: &str) -> Result<(u32, u32), String> {
+    let bad =
+        || format!("`{text}`: a partition is `i/N`, e.g. `0/2`, with i < N and N from 1 to 1024");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || n > 1024 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// StoryChain's commands.
@@ -69,6 +85,21 @@ pub enum Command {
         /// Run no consumers here (another process runs them).
         #[arg(long)]
         no_workers: bool,
+    },
+    /// Runs the background consumers (projections, process managers, webhook delivery) in
+    /// a process of its own until SIGINT or SIGTERM, beside any number of `serve
+    /// --no-workers` and other `worker` processes on one PostgreSQL database. Each consumer
+    /// is active in one process at a time (a lease); when that process dies another takes
+    /// it over within two lease TTLs (10 s).
+    Worker {
+        /// The database.
+        #[command(flatten)]
+        db: Db,
+        /// This worker's share `i/N` of the process managers and webhook delivery: it handles
+        /// the streams whose hash falls in partition `i` of `N` (give every worker the same
+        /// `N`). Projections need the whole log in order: they are never partitioned.
+        #[arg(long, value_parser = parse_partition)]
+        partition: Option<(u32, u32)>,
     },
     /// Publishes integration events (story.published, chapter.published, pr.merged,
     /// user.registered) to a broker until stopped.

@@ -24,6 +24,6 @@ pub mod relay;
 pub mod token;
 pub mod webhooks;
 
-pub use app::{AppError, StoryChain, Written};
+pub use app::{AppError, Database, Store, StoryChain, Written};
 pub mod cli;
 pub mod commands;

@@ -9,13 +9,15 @@ fn main() -> std::process::ExitCode {
     // The long-running commands log; their span exporter (feature `otlp`) is set up before
     // the runtime and dropped after it, so its last flush runs outside async code.
     let logs = match cli.command {
-        Command::Serve { .. } | Command::Relay { .. } => match commands::init_logs() {
-            Ok(logs) => Some(logs),
-            Err(e) => {
-                eprintln!("storychain: {e}");
-                return std::process::ExitCode::FAILURE;
+        Command::Serve { .. } | Command::Relay { .. } | Command::Worker { .. } => {
+            match commands::init_logs() {
+                Ok(logs) => Some(logs),
+                Err(e) => {
+                    eprintln!("storychain: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
             }
-        },
+        }
         _ => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
                 db,
                 no_workers,
             } => commands::serve(&db.db, addr, !no_workers).await,
+            Command::Worker { db, partition } => commands::worker(&db.db, partition).await,
             Command::Relay {
                 to,
                 url,

@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use recount::projection::{ProcessManager, Steps};
 use recount::{BoxError, CommandContext, CommandError, LogFilter, RecordedEvent};
-use std::sync::Mutex;
 
 /// Treats "already done" rejections as success: a re-sent step after a restart finds its
 /// effect in place. Any other rejection is returned for the caller to handle.
@@ -153,13 +152,13 @@ impl ProcessManager for MergeManager {
 #[derive(Debug)]
 pub struct MilestoneManager {
     app: StoryChain,
-    models: Mutex<ReadModels>,
+    models: ReadModels,
 }
 
 impl MilestoneManager {
     /// The manager, sending commands through `app`'s repositories.
     pub async fn new(app: StoryChain) -> Result<Self, recount::Error> {
-        let models = Mutex::new(ReadModels::open(app.store()).await?);
+        let models = ReadModels::open(app.store()).await?;
         Ok(MilestoneManager { app, models })
     }
 }
@@ -201,11 +200,7 @@ impl ProcessManager for MilestoneManager {
                 _ => return Ok(()),
             },
         };
-        let counts = self
-            .models
-            .lock()
-            .map_err(|_| "read models poisoned")?
-            .story_counts(&story_id)?;
+        let counts = self.models.story_counts(&story_id).await?;
         let Some(counts) = counts.filter(|c| c.iter().any(|n| *n >= MILESTONES[0] as i64)) else {
             return Ok(());
         };
@@ -249,7 +244,7 @@ impl ProcessManager for MilestoneManager {
 #[derive(Debug)]
 pub struct AwardsManager {
     app: StoryChain,
-    models: Mutex<ReadModels>,
+    models: ReadModels,
 }
 
 /// How long the awards manager waits for the profiles model to apply an event before it
@@ -259,7 +254,7 @@ const PROFILES_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 impl AwardsManager {
     /// The manager, sending commands through `app`'s repositories.
     pub async fn new(app: StoryChain) -> Result<Self, recount::Error> {
-        let models = Mutex::new(ReadModels::open(app.store()).await?);
+        let models = ReadModels::open(app.store()).await?;
         Ok(AwardsManager { app, models })
     }
 
@@ -277,7 +272,7 @@ impl AwardsManager {
     }
 
     /// The users whose XP or counters `event` changed.
-    fn concerned(&self, event: &RecordedEvent) -> Result<Vec<String>, BoxError> {
+    async fn concerned(&self, event: &RecordedEvent) -> Result<Vec<String>, BoxError> {
         use crate::domain::{ChapterTreeEvent, StoryEvent, UserEvent};
         Ok(match event.stream.category() {
             "story" => match event.decode()? {
@@ -298,9 +293,8 @@ impl AwardsManager {
                 EngagementEvent::VoteCast { target, .. }
                 | EngagementEvent::VoteChanged { target, .. } => self
                     .models
-                    .lock()
-                    .map_err(|_| "read models poisoned")?
-                    .author_of(target.id())?
+                    .author_of(target.id())
+                    .await?
                     .into_iter()
                     .collect(),
                 _ => vec![],
@@ -338,18 +332,14 @@ impl ProcessManager for AwardsManager {
         event: &RecordedEvent,
         steps: &mut Steps,
     ) -> Result<(), BoxError> {
-        let users = self.concerned(event)?;
+        let users = self.concerned(event).await?;
         if users.is_empty() {
             return Ok(());
         }
         self.profiles_at(event).await?;
         let at = event.recorded_at;
         for user_id in users {
-            let shown = self
-                .models
-                .lock()
-                .map_err(|_| "read models poisoned")?
-                .level_and_badges(&user_id)?;
+            let shown = self.models.level_and_badges(&user_id).await?;
             let Some((level, badges)) = shown else {
                 continue;
             };

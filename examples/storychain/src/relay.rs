@@ -13,12 +13,12 @@
 //! | Redis | streams `storychain:<topic>` (`storychain:story`, `storychain:chapter`, `storychain:pr`, `storychain:user`) |
 //! | RabbitMQ | durable topic exchange `storychain`, routing key = public name |
 
+use crate::app::Store;
 use crate::integration;
 use recount::integration::IntegrationMap;
 use recount::projection::{Runner, RunnerOptions};
 use recount::{Error, Result};
 use recount_relay::{Relay, Sink};
-use recount_sqlite::SqliteEventStore;
 use std::sync::Arc;
 
 /// A broker StoryChain relays to.
@@ -165,13 +165,13 @@ impl RelayOptions {
 }
 
 /// The relay StoryChain runs: its mapping to `sink`, its checkpoint in `store`.
-pub type StoryChainRelay = Relay<SqliteEventStore, IntegrationMap, Arc<dyn Sink>>;
+pub type StoryChainRelay = Relay<Store, IntegrationMap, Arc<dyn Sink>>;
 
 /// A runner for the relay `options` describe, connected to its broker.
 pub async fn runner(
-    store: &SqliteEventStore,
+    store: &Store,
     options: &RelayOptions,
-) -> Result<Runner<SqliteEventStore, StoryChainRelay>> {
+) -> Result<Runner<Store, StoryChainRelay>> {
     check_name(&options.name)?;
     let mapping = options.mapping()?;
     let sink = options.connect().await?;

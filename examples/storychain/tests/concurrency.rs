@@ -179,6 +179,7 @@ async fn twenty_tasks_voting_and_branching_one_story_keep_one_vote_per_user_and_
             limit: 10,
             ..Default::default()
         })
+        .await
         .unwrap()
         .into_iter()
         .find(|r| r.story_id == story)

@@ -119,6 +119,7 @@ async fn check_outcome(scene: &Scene) {
     let models = ReadModels::open(scene.app.store()).await.unwrap();
     let profile = models
         .profiles(std::slice::from_ref(&scene.author), 1)
+        .await
         .unwrap()
         .remove(0);
     assert_eq!(
@@ -127,7 +128,7 @@ async fn check_outcome(scene: &Scene) {
         "merged-PR XP credited once, plus the chapter's"
     );
     assert!(profile.badges.contains(&"first-merged-pr".to_owned()));
-    let inbox = models.inbox(&scene.owner, 50).unwrap();
+    let inbox = models.inbox(&scene.owner, 50).await.unwrap();
     assert_eq!(
         inbox.iter().filter(|n| n.kind == "pr_merged").count(),
         1,
@@ -135,6 +136,7 @@ async fn check_outcome(scene: &Scene) {
     );
     assert!(models
         .chapter_tree(&scene.story)
+        .await
         .unwrap()
         .iter()
         .any(|c| c.chapter_id == chapter_id));

@@ -23,6 +23,7 @@ async fn rebuilt_read_models_equal_those_built_live() {
             .await
             .unwrap()
             .dump(name, 1)
+            .await
             .unwrap();
         assert!(live.len() > 10, "{name} has rows");
         let mut calls = Vec::new();
@@ -43,12 +44,12 @@ async fn rebuilt_read_models_equal_those_built_live() {
         );
         let models = ReadModels::open(app.store()).await.unwrap();
         assert_eq!(
-            models.dump(name, 2).unwrap(),
+            models.dump(name, 2).await.unwrap(),
             live,
             "{name}: rebuilt equals live"
         );
         assert!(
-            models.dump(name, 1).unwrap().is_empty(),
+            models.dump(name, 1).await.unwrap().is_empty(),
             "{name} v1 dropped"
         );
     }

@@ -11,57 +11,9 @@ use recount::testing::Fixture;
 use recount_postgres::{PgEventStore, PgOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use std::str::FromStr;
-use std::sync::OnceLock;
 
-/// The server's connect options, or why there is none. Checked once per test binary.
-fn server() -> Result<PgConnectOptions, String> {
-    static SERVER: OnceLock<Result<PgConnectOptions, String>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            let url =
-                std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_owned())?;
-            let options = PgConnectOptions::from_str(&url)
-                .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL: {e}"))?
-                .disable_statement_logging();
-            // Probe on a throwaway runtime on a thread of its own: callers may already be
-            // inside a runtime (a conformance factory), where blocking on another would panic.
-            std::thread::spawn(move || {
-                let probe = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let probe = probe.map_err(|e| format!("no runtime to probe the database: {e}"))?;
-                probe.block_on(async {
-                    let conn = PgConnection::connect_with(&options).await;
-                    let conn =
-                        conn.map_err(|e| format!("no database answers at DATABASE_URL: {e}"))?;
-                    let _ = conn.close().await;
-                    Ok(options)
-                })
-            })
-            .join()
-            .map_err(|_| "the database probe panicked".to_owned())?
-        })
-        .clone()
-}
-
-/// The server, or `None` after printing why the calling test is skipped. Panics instead
-/// when `CI` is set: there, a missing database is a broken setup, not a reason to skip.
-pub fn server_or_skip(test: &str) -> Option<PgConnectOptions> {
-    match server() {
-        Ok(options) => Some(options),
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{test}: PostgreSQL is required when CI is set: {why}")
-        }
-        Err(why) => {
-            // Straight to the process's stderr: libtest captures `println!` of passing tests,
-            // and this line should be seen.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-            None
-        }
-    }
-}
+pub use recount_postgres::testing::server_or_skip;
+use recount_postgres::testing::TestDatabase;
 
 /// A fresh database on `server`, migrated, with a store on it.
 #[derive(Debug)]
@@ -80,20 +32,12 @@ impl TestDb {
 
     /// Creates the database and migrates a store with `store_options`.
     pub async fn create_with(server: &PgConnectOptions, store_options: PgOptions) -> TestDb {
-        let name = format!("recount_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect_with(server)
-            .await
-            .expect("connect to the server");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create a test database");
-        let _ = admin.close().await;
-        let options = server.clone().database(&name);
+        let db = TestDatabase::create(server).await;
+        let (name, options) = (db.name().to_owned(), db.options());
         let store = TestDb::store_on(&options, store_options).await;
         if let Err(e) = store.migrate().await {
             store.pool().close().await;
-            drop_database(server, &name).await;
+            db.drop().await;
             panic!("migrate the test database: {e}");
         }
         TestDb {
@@ -137,18 +81,7 @@ impl TestDb {
 }
 
 async fn drop_database(server: &PgConnectOptions, name: &str) {
-    match PgConnection::connect_with(server).await {
-        Ok(mut admin) => {
-            let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await;
-            if let Err(e) = dropped {
-                eprintln!("could not drop test database {name}: {e}");
-            }
-            let _ = admin.close().await;
-        }
-        Err(e) => eprintln!("could not drop test database {name}: {e}"),
-    }
+    TestDatabase::named(server, name).drop().await;
 }
 
 /// A conformance fixture: a fresh database, dropped after the test.

@@ -15,12 +15,91 @@ pub use runtime::{ProjectionStatus, Settled};
 use crate::domain::{
     ChapterTree, Collaboration, Engagement, Inbox, PullRequest, Story, User, Username, Webhook,
 };
+use recount::sql::SqlStore;
 use recount::{Aggregate, CommandContext, CommandError, Event, Repository};
+use recount_postgres::PgEventStore;
 use recount_sqlite::SqliteEventStore;
 use std::path::Path;
+use std::sync::Arc;
 
-/// A repository over the SQLite store.
-pub type Repo<A> = Repository<A, SqliteEventStore>;
+/// The event store StoryChain runs on, chosen at start: SQLite (one file) or PostgreSQL
+/// (shared by any number of processes). Its read models are tables in the same database.
+pub type Store = Arc<dyn SqlStore>;
+
+/// A repository over the store.
+pub type Repo<A> = Repository<A, Store>;
+
+/// Where StoryChain keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (created when missing).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database (`postgres://…`), migrated at start.
+    Postgres(String),
+}
+
+impl Database {
+    /// `DATABASE_URL` when it is set (it must be a `postgres://` or `postgresql://` URL),
+    /// else the SQLite file at `path`.
+    pub fn from_env_or(path: impl Into<std::path::PathBuf>) -> Result<Self, AppError> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Self::url(&url),
+            _ => Ok(Database::Sqlite(path.into())),
+        }
+    }
+
+    /// The database a URL names: `postgres://…` or `postgresql://…`; anything else is
+    /// refused, naming what is accepted.
+    pub fn url(url: &str) -> Result<Self, AppError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url.to_owned()))
+        } else {
+            let scheme = url.split_once("://").map_or(url, |(s, _)| s);
+            Err(recount::Error::invalid(
+                "DATABASE_URL",
+                format!("`{scheme}` is not a PostgreSQL URL (postgres://user@host:port/database); unset it to use the SQLite file"),
+            )
+            .into())
+        }
+    }
+
+    /// Which engine: `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Opens (creating or migrating) the store.
+    pub async fn open(&self) -> Result<Store, AppError> {
+        Ok(match self {
+            Database::Sqlite(path) => Arc::new(SqliteEventStore::open(path).await?),
+            Database::Postgres(url) => {
+                let store = PgEventStore::connect(url).await?;
+                store.migrate().await?;
+                Arc::new(store)
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file's path, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match url.split_once("://").and_then(|(scheme, rest)| {
+                let (auth, host) = rest.split_once('@')?;
+                let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+                Some(format!("{scheme}://{user}@{host}"))
+            }) {
+                Some(safe) => f.write_str(&safe),
+                None => f.write_str(url),
+            },
+        }
+    }
+}
 
 /// One event a command wrote: stream, version, type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +140,7 @@ impl Written {
 /// StoryChain on one event store: repositories for every aggregate.
 #[derive(Debug, Clone)]
 pub struct StoryChain {
-    store: SqliteEventStore,
+    store: Store,
     pub(crate) usernames: Repo<Username>,
     pub(crate) users: Repo<User>,
     pub(crate) stories: Repo<Story>,
@@ -80,13 +159,13 @@ pub struct StoryChain {
 /// exceed the number of concurrent writers expected on one story.
 const CONFLICT_RETRIES: u32 = 64;
 
-fn repo<A: Aggregate>(store: &SqliteEventStore) -> Repo<A> {
+fn repo<A: Aggregate>(store: &Store) -> Repo<A> {
     Repository::new(store.clone()).with_max_conflict_retries(CONFLICT_RETRIES)
 }
 
 impl StoryChain {
     /// StoryChain over an open store.
-    pub fn new(store: SqliteEventStore) -> Self {
+    pub fn new(store: Store) -> Self {
         StoryChain {
             usernames: repo(&store),
             users: repo(&store),
@@ -104,7 +183,14 @@ impl StoryChain {
 
     /// Opens (creating if needed) the SQLite database at `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, AppError> {
-        Ok(Self::new(SqliteEventStore::open(path).await?))
+        Ok(Self::new(Arc::new(
+            SqliteEventStore::open(path.as_ref()).await?,
+        )))
+    }
+
+    /// Opens `database` (SQLite or PostgreSQL).
+    pub async fn open_database(database: &Database) -> Result<Self, AppError> {
+        Ok(Self::new(database.open().await?))
     }
 
     /// Only accepts webhooks whose URL's host is one of `hosts` (`None`: any host; the
@@ -120,7 +206,7 @@ impl StoryChain {
     }
 
     /// The event store.
-    pub fn store(&self) -> &SqliteEventStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

@@ -1,11 +1,11 @@
 //! Running what follows the log: process managers, projections, rebuilds.
 
+use super::Store;
 use super::{AppError, StoryChain};
 use crate::process::{AwardsManager, MergeManager, MilestoneManager};
 use crate::readmodel::{active, projection, AnyProjection, PROJECTIONS};
 use recount::projection::{checkpoint_name, rebuild, ActiveVersion, Process, Progress, Runner};
 use recount::{Cursor, EventStore};
-use recount_sqlite::SqliteEventStore;
 
 /// What [`StoryChain::settle`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl StoryChain {
     pub async fn projection_runner(
         &self,
         name: &str,
-    ) -> Result<Runner<SqliteEventStore, AnyProjection>, AppError> {
+    ) -> Result<Runner<Store, AnyProjection>, AppError> {
         let version = active(self.store(), name).await?;
         Ok(Runner::new(
             self.store().clone(),

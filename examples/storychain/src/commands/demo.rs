@@ -44,6 +44,10 @@ impl Cast {
 
 /// Runs the demo on the database at `db` (deleted first with `fresh`).
 pub async fn demo(db: &Path, fresh: bool) -> CliResult {
+    let database = super::database(db)?;
+    if fresh && matches!(database, crate::Database::Postgres(_)) {
+        return Err("--fresh deletes a SQLite file; with DATABASE_URL, run the demo on an empty PostgreSQL database instead".into());
+    }
     if fresh {
         for suffix in ["", "-wal", "-shm"] {
             let mut p = db.as_os_str().to_owned();
@@ -51,8 +55,8 @@ pub async fn demo(db: &Path, fresh: bool) -> CliResult {
             let _ = std::fs::remove_file(p);
         }
     }
-    let app = StoryChain::open(db).await?;
-    println!("StoryChain demo on {}\n", db.display());
+    let app = crate::StoryChain::open_database(&database).await?;
+    println!("StoryChain demo on {database}\n");
     let mut n = Narrator { step: 0 };
     println!("Users register and follow each other");
     let cast = register(&app, &mut n).await?;
@@ -316,21 +320,28 @@ async fn engage(
 async fn show(app: &StoryChain, cast: &Cast, orchard: &str) -> CliResult {
     let models = ReadModels::open(app.store()).await?;
     println!("\nCatalogue (by votes)");
-    print_catalogue(&models.catalogue(&CatalogueQuery {
-        sort: Sort::Votes,
-        limit: 8,
-        ..Default::default()
-    })?);
+    print_catalogue(
+        &models
+            .catalogue(&CatalogueQuery {
+                sort: Sort::Votes,
+                limit: 8,
+                ..Default::default()
+            })
+            .await?,
+    );
     println!("\nChapter tree");
-    print_tree("The Clockwork Orchard", &models.chapter_tree(orchard)?);
+    print_tree(
+        "The Clockwork Orchard",
+        &models.chapter_tree(orchard).await?,
+    );
     println!("\nProfiles");
-    print_profiles(&models.profiles(&cast.ids, 10)?);
+    print_profiles(&models.profiles(&cast.ids, 10).await?);
     println!("\nInboxes");
     for (name, id) in cast.names.iter().zip(&cast.ids) {
-        print_inbox(name, &models.inbox(id, 20)?);
+        print_inbox(name, &models.inbox(id, 20).await?);
     }
     println!("\nEvents by type");
-    for s in models.stats()?.iter().take(12) {
+    for s in models.stats().await?.iter().take(12) {
         println!("  {:<26} {:>6}", s.event_type, s.count);
     }
     println!("\nStory milestones: see `storychain events --type story.milestone_reached --db …`");

@@ -33,7 +33,7 @@ pub struct GenerateReport {
 /// `storychain generate --events N`: writes about N events, then runs process managers and
 /// projections so the read models are live.
 pub async fn generate(db: &Path, events: u64, seed: u64, writers: usize) -> CliResult {
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     let bar = progress_bar(
         events,
         "generating [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",

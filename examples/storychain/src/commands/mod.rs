@@ -6,12 +6,25 @@ mod ops;
 mod relay;
 mod render;
 mod serve;
+mod worker;
 
 pub use demo::demo;
 pub use generate::{generate, generate_into, GenerateReport};
 pub use ops::{catalogue, events, projections, rebuild};
 pub use relay::relay;
 pub use serve::serve;
+pub use worker::worker;
+
+/// The database a command works on: `DATABASE_URL` (PostgreSQL) when set, else the SQLite
+/// file `db`.
+pub(crate) fn database(db: &std::path::Path) -> Result<crate::Database, crate::AppError> {
+    crate::Database::from_env_or(db)
+}
+
+/// Opens the app on [`database`].
+pub(crate) async fn open_app(db: &std::path::Path) -> Result<crate::StoryChain, crate::AppError> {
+    crate::StoryChain::open_database(&database(db)?).await
+}
 
 /// A command's failure, printed by `main`.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

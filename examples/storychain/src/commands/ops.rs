@@ -2,7 +2,6 @@
 
 use super::render::print_catalogue;
 use super::{progress_bar, CliResult};
-use crate::app::StoryChain;
 use crate::readmodel::{CatalogueQuery, ReadModels, Sort};
 use recount::{Cursor, EventStore, LogFilter, StreamId};
 use std::path::Path;
@@ -11,7 +10,7 @@ use std::time::Instant;
 /// `storychain rebuild <projection>`: builds version v+1 beside v with a progress bar
 /// (done / total, events/s, ETA), switches readers, drops v.
 pub async fn rebuild(db: &Path, name: &str, batch: usize) -> CliResult {
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     let bar = progress_bar(
         0,
         "{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
@@ -32,7 +31,7 @@ pub async fn rebuild(db: &Path, name: &str, batch: usize) -> CliResult {
 
 /// `storychain projections`: version, checkpoint and lag of each.
 pub async fn projections(db: &Path, catch_up: bool) -> CliResult {
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     if catch_up {
         let settled = app.settle().await?;
         println!(
@@ -67,7 +66,7 @@ pub async fn events(
     category: Option<String>,
     limit: usize,
 ) -> CliResult {
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     let store = app.store();
     let events = match stream {
         Some(s) => {
@@ -124,16 +123,20 @@ pub async fn catalogue(
     if let Some(s) = &status {
         s.parse::<crate::domain::StoryStatus>()?;
     }
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     app.run_projections().await?;
     let models = ReadModels::open(app.store()).await?;
-    print_catalogue(&models.catalogue(&CatalogueQuery {
-        genre,
-        author,
-        status,
-        sort,
-        limit,
-        offset: 0,
-    })?);
+    print_catalogue(
+        &models
+            .catalogue(&CatalogueQuery {
+                genre,
+                author,
+                status,
+                sort,
+                limit,
+                offset: 0,
+            })
+            .await?,
+    );
     Ok(())
 }

@@ -2,14 +2,13 @@
 
 use super::{shutdown_signal, CliResult};
 use crate::relay::{self, RelayOptions};
-use crate::StoryChain;
 use std::path::Path;
 use std::time::Duration;
 
 /// Relays integration events to a broker until SIGINT or SIGTERM (or, with `once`, until it
 /// has published everything in the log so far), logging progress to stderr every 5 s.
 pub async fn relay(db: &Path, options: RelayOptions, once: bool) -> CliResult {
-    let app = StoryChain::open(db).await?;
+    let app = super::open_app(db).await?;
     let runner = relay::runner(app.store(), &options).await?;
     let name = options.relay_name();
     tracing::info!(relay = %name, broker = %options.broker, "relay started");

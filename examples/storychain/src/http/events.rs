@@ -299,7 +299,10 @@ pub struct EventStats {
     responses((status = 200, body = EventStats), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody), (status = 503, body = super::ErrorBody)))]
 pub async fn stats(State(s): State<ApiState>, _: Admin) -> Result<AppJson<EventStats>, ApiError> {
     let store = s.app.store();
-    let rows = crate::readmodel::ReadModels::open(store).await?.stats()?;
+    let rows = crate::readmodel::ReadModels::open(store)
+        .await?
+        .stats()
+        .await?;
     let version = crate::readmodel::active(store, "stats").await?;
     let through = store
         .load_checkpoint(&recount::projection::checkpoint_name(

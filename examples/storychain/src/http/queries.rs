@@ -158,7 +158,7 @@ pub async fn catalogue(
         limit,
         offset,
     };
-    let rows = models(&s).await?.catalogue(&q)?;
+    let rows = models(&s).await?.catalogue(&q).await?;
     let next = next_page(offset, limit, rows.len());
     let stories = rows.into_iter().map(StoryItem::from).collect();
     Ok(AppJson(CataloguePage { stories, next }))
@@ -214,10 +214,12 @@ pub async fn story(
     read_your_writes(&s, p.after.as_deref(), &headers).await?;
     let models = models(&s).await?;
     let row = models
-        .story(&story_id)?
+        .story(&story_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("story"))?;
     let chapters = models
-        .chapter_tree(&story_id)?
+        .chapter_tree(&story_id)
+        .await?
         .into_iter()
         .map(|c| ChapterItem {
             chapter_id: c.chapter_id,
@@ -275,7 +277,8 @@ pub async fn profile(
     read_your_writes(&s, p.after.as_deref(), &headers).await?;
     let row = models(&s)
         .await?
-        .profiles(std::slice::from_ref(&user_id), 1)?
+        .profiles(std::slice::from_ref(&user_id), 1)
+        .await?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found("user"))?;
@@ -344,8 +347,8 @@ pub async fn inbox(
     read_your_writes(&s, p.after.as_deref(), &headers).await?;
     let (limit, offset) = (limit(p.limit)?, offset(p.cursor.as_deref())?);
     let models = models(&s).await?;
-    let rows = models.inbox_page(&me.user_id, limit, offset)?;
-    let unread = models.unread(&me.user_id)?;
+    let rows = models.inbox_page(&me.user_id, limit, offset).await?;
+    let unread = models.unread(&me.user_id).await?;
     let next = next_page(offset, limit, rows.len());
     let notifications = rows
         .into_iter()
@@ -382,7 +385,7 @@ pub async fn stats(
     Query(p): Query<After>,
 ) -> Result<AppJson<Vec<TypeCount>>, ApiError> {
     read_your_writes(&s, p.after.as_deref(), &headers).await?;
-    let rows = models(&s).await?.stats()?;
+    let rows = models(&s).await?.stats().await?;
     Ok(AppJson(
         rows.into_iter()
             .map(|r| TypeCount {

@@ -56,6 +56,22 @@ pub struct WebhookOptions {
     pub allowed_hosts: Option<Vec<String>>,
 }
 
+impl WebhookOptions {
+    /// The defaults, with the allowed hosts from `STORYCHAIN_WEBHOOK_HOSTS` (comma-separated).
+    pub fn from_env() -> Self {
+        WebhookOptions {
+            allowed_hosts: std::env::var("STORYCHAIN_WEBHOOK_HOSTS").ok().map(|hosts| {
+                hosts
+                    .split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            }),
+            ..WebhookOptions::default()
+        }
+    }
+}
+
 impl Default for WebhookOptions {
     fn default() -> Self {
         WebhookOptions {
@@ -70,9 +86,15 @@ impl Default for WebhookOptions {
 /// Runners for every consumer StoryChain has: its projections (each following its active
 /// version, so a rebuild switches them with no restart), its process managers and webhook
 /// delivery. A [`Supervisor`] runs them (in `serve`, or in a worker process).
+///
+/// With `partition` `(i, n)`, the process managers and webhook delivery take only the
+/// streams of partition `i` of `n`, each with a checkpoint and lease of its own; projections
+/// read the whole log in order (a story's counts follow events of other streams) and are
+/// never partitioned.
 pub async fn workers(
     app: &StoryChain,
     webhooks: &WebhookOptions,
+    partition: Option<(u32, u32)>,
 ) -> Result<Vec<Arc<dyn Supervised>>, AppError> {
     let store = app.store();
     let mut runners: Vec<Arc<dyn Supervised>> = Vec::new();
@@ -85,18 +107,34 @@ pub async fn workers(
         .await?;
         runners.push(Arc::new(slot));
     }
+    let shared = RunnerOptions {
+        partition,
+        ..RunnerOptions::default()
+    };
     let merges = Process::new(store.clone(), MergeManager::new(app.clone()));
-    runners.push(Arc::new(Runner::new(store.clone(), merges)));
+    runners.push(Arc::new(Runner::with_options(
+        store.clone(),
+        merges,
+        shared.clone(),
+    )));
     let milestones = Process::new(store.clone(), MilestoneManager::new(app.clone()).await?);
-    runners.push(Arc::new(Runner::new(store.clone(), milestones)));
+    runners.push(Arc::new(Runner::with_options(
+        store.clone(),
+        milestones,
+        shared.clone(),
+    )));
     let awards = Process::new(store.clone(), AwardsManager::new(app.clone()).await?);
-    runners.push(Arc::new(Runner::new(store.clone(), awards)));
+    runners.push(Arc::new(Runner::with_options(
+        store.clone(),
+        awards,
+        shared.clone(),
+    )));
     let delivery =
         WebhookDelivery::load(store, webhooks.timeout, webhooks.allowed_hosts.clone()).await?;
     let options = RunnerOptions {
         max_attempts: webhooks.attempts,
         retry_backoff: webhooks.backoff,
-        ..RunnerOptions::default()
+        ..shared
     };
     let delivery = Effects::new(store.clone(), delivery);
     runners.push(Arc::new(Runner::with_options(
@@ -119,7 +157,7 @@ pub async fn serve(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     super::metrics::install();
     let app_service = app_service.with_webhook_hosts(options.webhooks.allowed_hosts.clone());
-    let consumers = workers(&app_service, &options.webhooks).await?;
+    let consumers = workers(&app_service, &options.webhooks, None).await?;
     let supervisor = options
         .workers
         .then(|| Supervisor::start(consumers.clone()));

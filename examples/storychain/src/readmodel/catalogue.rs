@@ -1,10 +1,9 @@
 //! The story catalogue: one row per story with its author, status, vote total and counts.
 
-use super::{at_text, ddl, decode, run, Filtered};
+use super::{at_text, ddl, decode, run, EventByEvent, Filtered};
 use crate::domain::{ChapterTreeEvent, EngagementEvent, StoryEvent, UserEvent};
+use recount::sql::SqlTx;
 use recount::{Error, RecordedEvent};
-use recount_sqlite::rusqlite::Transaction;
-use recount_sqlite::SqliteReadModel;
 
 /// Table `catalogue_v<n>` (stories) and `catalogue_v<n>_users` (usernames of authors).
 #[derive(Debug)]
@@ -19,7 +18,7 @@ impl Catalogue {
         }
     }
 
-    fn story(&self, tx: &Transaction<'_>, event: StoryEvent) -> Result<(), Error> {
+    fn story(&self, tx: &mut dyn SqlTx, event: StoryEvent) -> Result<(), Error> {
         let t = &self.t;
         match event {
             StoryEvent::Created {
@@ -31,8 +30,9 @@ impl Catalogue {
                 at,
             } => {
                 let sql = format!(
-                    "INSERT OR IGNORE INTO {t} (story_id, title, genre, author_id, author, visibility, status, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, COALESCE((SELECT username FROM {t}_users WHERE user_id = ?4), ''), ?5, 'draft', ?6, ?6)"
+                    "INSERT INTO {t} (story_id, title, genre, author_id, author, visibility, status, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, COALESCE((SELECT username FROM {t}_users WHERE user_id = $4), ''), $5, 'draft', $6, $6)
+                     ON CONFLICT DO NOTHING"
                 );
                 let vis = if visibility == crate::domain::Visibility::Public {
                     "public"
@@ -64,7 +64,7 @@ impl Catalogue {
                 } else {
                     "private"
                 };
-                let sql = format!("UPDATE {t} SET title = ?2, genre = ?3, visibility = ?4, updated_at = ?5 WHERE story_id = ?1");
+                let sql = format!("UPDATE {t} SET title = $2, genre = $3, visibility = $4, updated_at = $5 WHERE story_id = $1");
                 run(
                     tx,
                     &sql,
@@ -82,13 +82,13 @@ impl Catalogue {
 
     fn status(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         story_id: &str,
         status: &str,
         at: &chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Error> {
         let sql = format!(
-            "UPDATE {} SET status = ?2, updated_at = ?3 WHERE story_id = ?1",
+            "UPDATE {} SET status = $2, updated_at = $3 WHERE story_id = $1",
             self.t
         );
         run(tx, &sql, (story_id, status, at_text(at))).map(drop)
@@ -96,13 +96,13 @@ impl Catalogue {
 
     fn add(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         story_id: &str,
         column: &str,
         delta: i64,
     ) -> Result<(), Error> {
         let sql = format!(
-            "UPDATE {} SET {column} = {column} + ?2 WHERE story_id = ?1",
+            "UPDATE {} SET {column} = {column} + $2 WHERE story_id = $1",
             self.t
         );
         run(tx, &sql, (story_id, delta)).map(drop)
@@ -124,19 +124,19 @@ impl Filtered for Catalogue {
     ];
 }
 
-impl SqliteReadModel for Catalogue {
-    fn setup(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+impl EventByEvent for Catalogue {
+    fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         let t = &self.t;
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {t} (story_id TEXT PRIMARY KEY, title TEXT NOT NULL, genre TEXT NOT NULL,
                 author_id TEXT NOT NULL, author TEXT NOT NULL, visibility TEXT NOT NULL, status TEXT NOT NULL,
-                votes INTEGER NOT NULL DEFAULT 0, reads INTEGER NOT NULL DEFAULT 0, chapters INTEGER NOT NULL DEFAULT 0, branches INTEGER NOT NULL DEFAULT 0,
+                votes BIGINT NOT NULL DEFAULT 0, reads BIGINT NOT NULL DEFAULT 0, chapters BIGINT NOT NULL DEFAULT 0, branches BIGINT NOT NULL DEFAULT 0,
                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {t}_users (user_id TEXT PRIMARY KEY, username TEXT NOT NULL);"
         ))
     }
 
-    fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> recount::Result<()> {
+    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
         match e.stream.category() {
             "user" => {
                 if let UserEvent::Registered {
@@ -144,7 +144,7 @@ impl SqliteReadModel for Catalogue {
                 } = decode(e)?
                 {
                     let sql = format!(
-                        "INSERT OR IGNORE INTO {}_users (user_id, username) VALUES (?1, ?2)",
+                        "INSERT INTO {}_users (user_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                         self.t
                     );
                     run(tx, &sql, (&user_id, &username))?;
@@ -185,7 +185,7 @@ impl SqliteReadModel for Catalogue {
         Ok(())
     }
 
-    fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         ddl(
             tx,
             &format!(

@@ -1,10 +1,9 @@
 //! The chapter tree of every story: one row per chapter with its parent, author and votes.
 
-use super::{at_text, ddl, decode, run, Filtered};
+use super::{at_text, ddl, decode, run, EventByEvent, Filtered};
 use crate::domain::{ChapterTreeEvent, EngagementEvent, UserEvent};
+use recount::sql::SqlTx;
 use recount::{Error, RecordedEvent};
-use recount_sqlite::rusqlite::Transaction;
-use recount_sqlite::SqliteReadModel;
 
 /// Table `chapters_v<n>` and `chapters_v<n>_users`.
 #[derive(Debug)]
@@ -19,7 +18,7 @@ impl Chapters {
         }
     }
 
-    fn chapter(&self, tx: &Transaction<'_>, event: ChapterTreeEvent) -> Result<(), Error> {
+    fn chapter(&self, tx: &mut dyn SqlTx, event: ChapterTreeEvent) -> Result<(), Error> {
         let t = &self.t;
         match event {
             ChapterTreeEvent::Created {
@@ -32,8 +31,9 @@ impl Chapters {
                 at,
             } => {
                 let sql = format!(
-                    "INSERT OR IGNORE INTO {t} (chapter_id, story_id, parent, author_id, author, title, words, created_at)
-                     VALUES (?1, ?2, ?3, ?4, COALESCE((SELECT username FROM {t}_users WHERE user_id = ?4), ''), ?5, ?6, ?7)"
+                    "INSERT INTO {t} (chapter_id, story_id, parent, author_id, author, title, words, created_at)
+                     VALUES ($1, $2, $3, $4, COALESCE((SELECT username FROM {t}_users WHERE user_id = $4), ''), $5, $6, $7)
+                     ON CONFLICT DO NOTHING"
                 );
                 let words = content.split_whitespace().count() as i64;
                 run(
@@ -53,7 +53,7 @@ impl Chapters {
             ChapterTreeEvent::Branched { chapter_id, .. } => {
                 run(
                     tx,
-                    &format!("UPDATE {t} SET branched = 1 WHERE chapter_id = ?1"),
+                    &format!("UPDATE {t} SET branched = 1 WHERE chapter_id = $1"),
                     [&chapter_id],
                 )?;
             }
@@ -66,14 +66,14 @@ impl Chapters {
                 let words = content.split_whitespace().count() as i64;
                 run(
                     tx,
-                    &format!("UPDATE {t} SET title = ?2, words = ?3 WHERE chapter_id = ?1"),
+                    &format!("UPDATE {t} SET title = $2, words = $3 WHERE chapter_id = $1"),
                     (&chapter_id, &title, words),
                 )?;
             }
             ChapterTreeEvent::Published { chapter_id, .. } => {
                 run(
                     tx,
-                    &format!("UPDATE {t} SET published = 1 WHERE chapter_id = ?1"),
+                    &format!("UPDATE {t} SET published = 1 WHERE chapter_id = $1"),
                     [&chapter_id],
                 )?;
             }
@@ -94,20 +94,20 @@ impl Filtered for Chapters {
     ];
 }
 
-impl SqliteReadModel for Chapters {
-    fn setup(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+impl EventByEvent for Chapters {
+    fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         let t = &self.t;
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {t} (chapter_id TEXT PRIMARY KEY, story_id TEXT NOT NULL, parent TEXT,
-                author_id TEXT NOT NULL, author TEXT NOT NULL, title TEXT NOT NULL, words INTEGER NOT NULL,
-                published INTEGER NOT NULL DEFAULT 0, branched INTEGER NOT NULL DEFAULT 0,
-                votes INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+                author_id TEXT NOT NULL, author TEXT NOT NULL, title TEXT NOT NULL, words BIGINT NOT NULL,
+                published BIGINT NOT NULL DEFAULT 0, branched BIGINT NOT NULL DEFAULT 0,
+                votes BIGINT NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS {t}_story ON {t} (story_id, created_at);
              CREATE TABLE IF NOT EXISTS {t}_users (user_id TEXT PRIMARY KEY, username TEXT NOT NULL);"
         ))
     }
 
-    fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> recount::Result<()> {
+    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
         let t = &self.t;
         match e.stream.category() {
             "user" => {
@@ -118,7 +118,7 @@ impl SqliteReadModel for Chapters {
                     run(
                         tx,
                         &format!(
-                            "INSERT OR IGNORE INTO {t}_users (user_id, username) VALUES (?1, ?2)"
+                            "INSERT INTO {t}_users (user_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
                         ),
                         (&user_id, &username),
                     )?;
@@ -139,7 +139,7 @@ impl SqliteReadModel for Chapters {
                 if let Some(chapter) = target.chapter_id {
                     run(
                         tx,
-                        &format!("UPDATE {t} SET votes = votes + ?2 WHERE chapter_id = ?1"),
+                        &format!("UPDATE {t} SET votes = votes + $2 WHERE chapter_id = $1"),
                         (&chapter, delta),
                     )?;
                 }
@@ -149,7 +149,7 @@ impl SqliteReadModel for Chapters {
         Ok(())
     }
 
-    fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         ddl(
             tx,
             &format!(

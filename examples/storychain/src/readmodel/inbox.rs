@@ -1,14 +1,13 @@
-//! Notification inboxes: one row per (event, user, message), inserted with `INSERT OR IGNORE`
+//! Notification inboxes: one row per (event, user, message), inserted with `ON CONFLICT DO NOTHING`
 //! so that an event handled twice notifies once.
 
-use super::{at_text, ddl, decode, run, Filtered};
+use super::{at_text, ddl, decode, run, EventByEvent, Filtered};
 use crate::domain::{
     ChapterTreeEvent, CollaborationEvent, EngagementEvent, InboxEvent, PullRequestEvent,
     StoryEvent, UserEvent, Verdict,
 };
+use recount::sql::SqlTx;
 use recount::{Error, RecordedEvent};
-use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
-use recount_sqlite::SqliteReadModel;
 
 /// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories`, `_followers` and `_members` (who
 /// follows whom, who collaborates on what), `_read` (each user's read-through time) and
@@ -35,22 +34,19 @@ impl InboxModel {
 
     fn lookup(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         sql: &str,
         key: &str,
     ) -> Result<Option<(String, String)>, Error> {
-        tx.prepare_cached(sql)
-            .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(Error::store)
+        tx.row(sql, [key])?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
     }
 
     /// The username of `user_id`, or "someone".
-    fn name(&self, tx: &Transaction<'_>, user_id: &str) -> Result<String, Error> {
+    fn name(&self, tx: &mut dyn SqlTx, user_id: &str) -> Result<String, Error> {
         let sql = format!(
-            "SELECT username, user_id FROM {}_users WHERE user_id = ?1",
+            "SELECT username, user_id FROM {}_users WHERE user_id = $1",
             self.t
         );
         Ok(self
@@ -59,21 +55,17 @@ impl InboxModel {
     }
 
     /// The owner and title of `story_id`.
-    fn story(&self, tx: &Transaction<'_>, story_id: &str) -> Result<(String, String), Error> {
+    fn story(&self, tx: &mut dyn SqlTx, story_id: &str) -> Result<(String, String), Error> {
         let sql = format!(
-            "SELECT owner, title FROM {}_stories WHERE story_id = ?1",
+            "SELECT owner, title FROM {}_stories WHERE story_id = $1",
             self.t
         );
         Ok(self.lookup(tx, &sql, story_id)?.unwrap_or_default())
     }
 
-    /// The users of one column of `sql` (one `?1` parameter).
-    fn users(&self, tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Vec<String>, Error> {
-        let mut stmt = tx.prepare_cached(sql).map_err(Error::store)?;
-        let rows = stmt
-            .query_map([key], |r| r.get::<_, String>(0))
-            .map_err(Error::store)?;
-        rows.collect::<Result<_, _>>().map_err(Error::store)
+    /// The users of one column of `sql` (one `$1` parameter).
+    fn users(&self, tx: &mut dyn SqlTx, sql: &str, key: &str) -> Result<Vec<String>, Error> {
+        tx.rows(sql, [key])?.iter().map(|r| r.get(0)).collect()
     }
 
     /// The same message to each of `users`.
@@ -88,7 +80,7 @@ impl InboxModel {
             .collect()
     }
 
-    fn story_note(&self, tx: &Transaction<'_>, event: StoryEvent) -> Result<Vec<Note>, Error> {
+    fn story_note(&self, tx: &mut dyn SqlTx, event: StoryEvent) -> Result<Vec<Note>, Error> {
         let t = &self.t;
         match event {
             StoryEvent::Created {
@@ -97,7 +89,7 @@ impl InboxModel {
                 author,
                 ..
             } => {
-                let sql = format!("INSERT OR IGNORE INTO {t}_stories (story_id, owner, title) VALUES (?1, ?2, ?3)");
+                let sql = format!("INSERT INTO {t}_stories (story_id, owner, title) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
                 run(tx, &sql, (&story_id, &author, &title))?;
             }
             StoryEvent::DetailsUpdated {
@@ -105,7 +97,7 @@ impl InboxModel {
             } => {
                 run(
                     tx,
-                    &format!("UPDATE {t}_stories SET title = ?2 WHERE story_id = ?1"),
+                    &format!("UPDATE {t}_stories SET title = $2 WHERE story_id = $1"),
                     (&story_id, &title),
                 )?;
             }
@@ -114,7 +106,7 @@ impl InboxModel {
                 let followers = self.users(
                     tx,
                     &format!(
-                        "SELECT follower FROM {t}_followers WHERE user_id = ?1 ORDER BY follower"
+                        "SELECT follower FROM {t}_followers WHERE user_id = $1 ORDER BY follower"
                     ),
                     &owner,
                 )?;
@@ -141,7 +133,7 @@ impl InboxModel {
         Ok(Vec::new())
     }
 
-    fn pr_note(&self, tx: &Transaction<'_>, event: PullRequestEvent) -> Result<Vec<Note>, Error> {
+    fn pr_note(&self, tx: &mut dyn SqlTx, event: PullRequestEvent) -> Result<Vec<Note>, Error> {
         Ok(match event {
             PullRequestEvent::Opened {
                 story_id,
@@ -159,7 +151,7 @@ impl InboxModel {
                 let mut users = self.users(
                     tx,
                     &format!(
-                        "SELECT user_id FROM {t}_members WHERE story_id = ?1 ORDER BY user_id"
+                        "SELECT user_id FROM {t}_members WHERE story_id = $1 ORDER BY user_id"
                     ),
                     &story_id,
                 )?;
@@ -219,7 +211,7 @@ impl InboxModel {
         })
     }
 
-    fn notes(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<Vec<Note>, Error> {
+    fn notes(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> Result<Vec<Note>, Error> {
         Ok(match (e.stream.category(), e.event_type.as_str()) {
             ("story", _) => self.story_note(tx, decode(e)?)?,
             ("pr", _) => self.pr_note(tx, decode(e)?)?,
@@ -228,7 +220,7 @@ impl InboxModel {
                     user_id, username, ..
                 } => {
                     let sql = format!(
-                        "INSERT OR IGNORE INTO {}_users (user_id, username) VALUES (?1, ?2)",
+                        "INSERT INTO {}_users (user_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                         self.t
                     );
                     run(tx, &sql, (&user_id, &username))?;
@@ -257,7 +249,7 @@ impl InboxModel {
                     user_id, followee, ..
                 } => {
                     let sql = format!(
-                        "DELETE FROM {}_followers WHERE user_id = ?1 AND follower = ?2",
+                        "DELETE FROM {}_followers WHERE user_id = $1 AND follower = $2",
                         self.t
                     );
                     run(tx, &sql, (&followee, &user_id))?;
@@ -270,7 +262,7 @@ impl InboxModel {
                     user_id, followee, ..
                 } => {
                     let sql = format!(
-                        "INSERT OR IGNORE INTO {}_followers (user_id, follower) VALUES (?1, ?2)",
+                        "INSERT INTO {}_followers (user_id, follower) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                         self.t
                     );
                     run(tx, &sql, (&followee, &user_id))?;
@@ -349,8 +341,8 @@ impl InboxModel {
                     user_id, through, ..
                 } => {
                     let sql = format!(
-                        "INSERT INTO {t}_read (user_id, through) VALUES (?1, ?2)
-                         ON CONFLICT (user_id) DO UPDATE SET through = max(through, ?2)",
+                        "INSERT INTO {t}_read (user_id, through) VALUES ($1, $2)
+                         ON CONFLICT (user_id) DO UPDATE SET through = CASE WHEN excluded.through > {t}_read.through THEN excluded.through ELSE {t}_read.through END",
                         t = self.t
                     );
                     run(tx, &sql, (&user_id, at_text(&through)))?;
@@ -388,7 +380,7 @@ impl InboxModel {
     /// owner's own doing).
     fn member_note(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         event: CollaborationEvent,
     ) -> Result<Vec<Note>, Error> {
         let t = &self.t;
@@ -400,7 +392,7 @@ impl InboxModel {
                 ..
             } => {
                 let sql = format!(
-                    "INSERT OR IGNORE INTO {t}_members (story_id, user_id) VALUES (?1, ?2)"
+                    "INSERT INTO {t}_members (story_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
                 );
                 run(tx, &sql, (&story_id, &user_id))?;
                 let role = format!("{role:?}").to_lowercase();
@@ -409,7 +401,7 @@ impl InboxModel {
             CollaborationEvent::Left {
                 story_id, user_id, ..
             } => {
-                let sql = format!("DELETE FROM {t}_members WHERE story_id = ?1 AND user_id = ?2");
+                let sql = format!("DELETE FROM {t}_members WHERE story_id = $1 AND user_id = $2");
                 run(tx, &sql, (&story_id, &user_id))?;
                 (story_id, user_id, "left “{title}”".to_owned())
             }
@@ -469,8 +461,8 @@ impl Filtered for InboxModel {
     ];
 }
 
-impl SqliteReadModel for InboxModel {
-    fn setup(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+impl EventByEvent for InboxModel {
+    fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         let t = &self.t;
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {t} (event_id TEXT NOT NULL, user_id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -484,9 +476,9 @@ impl SqliteReadModel for InboxModel {
         ))
     }
 
-    fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> recount::Result<()> {
+    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
         let notes = self.notes(tx, e)?;
-        let sql = format!("INSERT OR IGNORE INTO {} (event_id, user_id, kind, message, at) VALUES (?1, ?2, ?3, ?4, ?5)", self.t);
+        let sql = format!("INSERT INTO {} (event_id, user_id, kind, message, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", self.t);
         for note in notes {
             run(
                 tx,
@@ -503,7 +495,7 @@ impl SqliteReadModel for InboxModel {
         Ok(())
     }
 
-    fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         ddl(
             tx,
             &format!(

@@ -1,5 +1,6 @@
-//! SQL read models on SQLite, each fed by a [`SqliteProjection`] that writes its tables and
-//! its checkpoint in one transaction, and the queries that read them.
+//! SQL read models, each written once for SQLite and PostgreSQL ([`recount::sql`]) and fed
+//! by a [`SqlProjection`] that writes its tables and its checkpoint in one transaction, and
+//! the queries that read them.
 //!
 //! Every model names its tables by version (`catalogue_v1`, …) so that `rebuild` can build
 //! version v+1 beside the live v and switch readers over (see the README's rebuild workflow).
@@ -19,10 +20,10 @@ pub use queries::{
     CatalogueQuery, ChapterRow, Notification, ProfileRow, ReadModels, Sort, StatRow, StoryRow,
 };
 
+use crate::app::Store;
 use recount::projection::{active_version, Consumer};
+use recount::sql::{IntoSqlParams, SqlProjection, SqlReadModel, SqlTx};
 use recount::{Error, EventStore, LogFilter, RecordedEvent};
-use recount_sqlite::rusqlite::{Params, Transaction};
-use recount_sqlite::{SqliteEventStore, SqliteProjection, SqliteReadModel};
 
 /// The projections StoryChain keeps, by name.
 pub const PROJECTIONS: [&str; 5] = ["catalogue", "chapters", "profiles", "stats", "inbox"];
@@ -31,20 +32,29 @@ pub const PROJECTIONS: [&str; 5] = ["catalogue", "chapters", "profiles", "stats"
 pub type AnyProjection = Box<dyn Consumer>;
 
 /// Projection `name` at `version` (its tables are `<name>_v<version>…`).
-pub fn projection(
-    store: &SqliteEventStore,
-    name: &str,
-    version: u32,
-) -> Result<AnyProjection, Error> {
-    fn boxed<M: SqliteReadModel + Filtered>(
-        store: &SqliteEventStore,
+pub fn projection(store: &Store, name: &str, version: u32) -> Result<AnyProjection, Error> {
+    fn boxed<M: EventByEvent + Filtered>(
+        store: &Store,
         name: &str,
         version: u32,
         model: M,
     ) -> AnyProjection {
         let filter = model.filter();
         Box::new(
-            SqliteProjection::new(store.clone(), name, model)
+            SqlProjection::new(store.clone(), name, EachEvent(model))
+                .with_version(version)
+                .with_filter(filter),
+        )
+    }
+    fn batched<M: SqlReadModel + Filtered>(
+        store: &Store,
+        name: &str,
+        version: u32,
+        model: M,
+    ) -> AnyProjection {
+        let filter = model.filter();
+        Box::new(
+            SqlProjection::new(store.clone(), name, model)
                 .with_version(version)
                 .with_filter(filter),
         )
@@ -53,7 +63,7 @@ pub fn projection(
         "catalogue" => boxed(store, name, version, catalogue::Catalogue::new(version)),
         "chapters" => boxed(store, name, version, chapters::Chapters::new(version)),
         "profiles" => boxed(store, name, version, profiles::Profiles::new(version)),
-        "stats" => boxed(store, name, version, stats::Stats::new(version)),
+        "stats" => batched(store, name, version, stats::Stats::new(version)),
         "inbox" => boxed(store, name, version, inbox::InboxModel::new(version)),
         other => {
             return Err(Error::invalid(
@@ -76,7 +86,7 @@ pub async fn active(store: &impl EventStore, name: &str) -> Result<u32, Error> {
 /// to `timeout`; `false` when one had not by then. Readers that must see their own writes,
 /// and process managers that read a model, wait with this.
 pub async fn reached(
-    store: &SqliteEventStore,
+    store: &impl EventStore,
     names: &[&str],
     cursor: recount::Cursor,
     timeout: std::time::Duration,
@@ -115,16 +125,45 @@ pub(crate) trait Filtered {
     }
 }
 
-/// Runs a cached statement.
-pub(crate) fn run(tx: &Transaction<'_>, sql: &str, params: impl Params) -> Result<usize, Error> {
-    tx.prepare_cached(sql)
-        .and_then(|mut s| s.execute(params))
-        .map_err(Error::store)
+/// A read model that applies one event at a time.
+pub(crate) trait EventByEvent: Send + Sync + 'static {
+    /// Creates the model's tables if they do not exist.
+    fn setup(&self, tx: &mut dyn SqlTx) -> Result<(), Error>;
+    /// Applies one event.
+    fn apply(&self, tx: &mut dyn SqlTx, event: &RecordedEvent) -> Result<(), Error>;
+    /// Drops the model's tables.
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> Result<(), Error>;
+}
+
+/// An [`EventByEvent`] model as a [`SqlReadModel`].
+pub(crate) struct EachEvent<M>(M);
+
+impl<M: EventByEvent> SqlReadModel for EachEvent<M> {
+    fn setup(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
+        self.0.setup(tx)
+    }
+
+    fn apply_batch(&self, tx: &mut dyn SqlTx, events: &[RecordedEvent]) -> Result<(), Error> {
+        events.iter().try_for_each(|e| self.0.apply(tx, e))
+    }
+
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
+        self.0.drop_tables(tx)
+    }
+}
+
+/// Runs a statement (prepared once per connection).
+pub(crate) fn run<'a>(
+    tx: &mut dyn SqlTx,
+    sql: &str,
+    params: impl IntoSqlParams<'a>,
+) -> Result<u64, Error> {
+    tx.exec(sql, params)
 }
 
 /// Runs a batch of DDL.
-pub(crate) fn ddl(tx: &Transaction<'_>, sql: &str) -> Result<(), Error> {
-    tx.execute_batch(sql).map_err(Error::store)
+pub(crate) fn ddl(tx: &mut dyn SqlTx, sql: &str) -> Result<(), Error> {
+    tx.execute_batch(sql)
 }
 
 /// The event's `at` as text, for deterministic ordering by time in every build of a model.

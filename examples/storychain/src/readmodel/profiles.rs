@@ -1,10 +1,9 @@
 //! User profiles: XP, level, badges and counters (rules in [`super::progress`]).
 
 use super::progress::{self, Progress};
-use super::Filtered;
+use super::{EventByEvent, Filtered};
+use recount::sql::SqlTx;
 use recount::RecordedEvent;
-use recount_sqlite::rusqlite::Transaction;
-use recount_sqlite::SqliteReadModel;
 
 /// Tables `profiles_v<n>_users`, `_badges`, `_authors`.
 #[derive(Debug)]
@@ -24,16 +23,16 @@ impl Filtered for Profiles {
     const EVENT_TYPES: &'static [&'static str] = &progress::EVENT_TYPES;
 }
 
-impl SqliteReadModel for Profiles {
-    fn setup(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+impl EventByEvent for Profiles {
+    fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         self.progress.setup(tx)
     }
 
-    fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> recount::Result<()> {
+    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
         self.progress.apply(tx, e).map(drop)
     }
 
-    fn drop_tables(&self, tx: &Transaction<'_>) -> recount::Result<()> {
+    fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         self.progress.drop_tables(tx)
     }
 }

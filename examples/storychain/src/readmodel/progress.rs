@@ -3,8 +3,8 @@
 
 use super::{ddl, run};
 use crate::domain::{ChapterTreeEvent, EngagementEvent, StoryEvent, UserEvent};
+use recount::sql::SqlTx;
 use recount::{Error, RecordedEvent};
-use recount_sqlite::rusqlite::{OptionalExtension, Transaction};
 
 /// XP for creating a story.
 pub const STORY_XP: i64 = 50;
@@ -121,30 +121,26 @@ impl Progress {
         Progress { prefix }
     }
 
-    pub(crate) fn setup(&self, tx: &Transaction<'_>) -> Result<(), Error> {
+    pub(crate) fn setup(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
         let p = &self.prefix;
         ddl(tx, &format!(
             "CREATE TABLE IF NOT EXISTS {p}_users (user_id TEXT PRIMARY KEY, username TEXT NOT NULL DEFAULT '',
-                display_name TEXT NOT NULL DEFAULT '', xp INTEGER NOT NULL DEFAULT 0, level INTEGER NOT NULL DEFAULT 1,
-                stories INTEGER NOT NULL DEFAULT 0, chapters INTEGER NOT NULL DEFAULT 0, branches INTEGER NOT NULL DEFAULT 0,
-                merged_prs INTEGER NOT NULL DEFAULT 0, upvotes INTEGER NOT NULL DEFAULT 0, followers INTEGER NOT NULL DEFAULT 0,
-                following INTEGER NOT NULL DEFAULT 0);
+                display_name TEXT NOT NULL DEFAULT '', xp BIGINT NOT NULL DEFAULT 0, level BIGINT NOT NULL DEFAULT 1,
+                stories BIGINT NOT NULL DEFAULT 0, chapters BIGINT NOT NULL DEFAULT 0, branches BIGINT NOT NULL DEFAULT 0,
+                merged_prs BIGINT NOT NULL DEFAULT 0, upvotes BIGINT NOT NULL DEFAULT 0, followers BIGINT NOT NULL DEFAULT 0,
+                following BIGINT NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS {p}_badges (user_id TEXT NOT NULL, badge TEXT NOT NULL, PRIMARY KEY (user_id, badge));
              CREATE TABLE IF NOT EXISTS {p}_authors (target TEXT PRIMARY KEY, author TEXT NOT NULL);"
         ))
     }
 
-    pub(crate) fn drop_tables(&self, tx: &Transaction<'_>) -> Result<(), Error> {
+    pub(crate) fn drop_tables(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
         let p = &self.prefix;
         ddl(tx, &format!("DROP TABLE IF EXISTS {p}_users; DROP TABLE IF EXISTS {p}_badges; DROP TABLE IF EXISTS {p}_authors;"))
     }
 
     /// Applies one event; returns what it earned.
-    pub(crate) fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        e: &RecordedEvent,
-    ) -> Result<Vec<Award>, Error> {
+    pub(crate) fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> Result<Vec<Award>, Error> {
         match e.stream.category() {
             "user" => self.user_event(tx, super::decode(e)?),
             "story" => match super::decode(e)? {
@@ -188,7 +184,7 @@ impl Progress {
         }
     }
 
-    fn user_event(&self, tx: &Transaction<'_>, event: UserEvent) -> Result<Vec<Award>, Error> {
+    fn user_event(&self, tx: &mut dyn SqlTx, event: UserEvent) -> Result<Vec<Award>, Error> {
         let p = &self.prefix;
         match event {
             UserEvent::Registered {
@@ -197,7 +193,7 @@ impl Progress {
                 display_name,
                 ..
             } => {
-                let sql = format!("INSERT OR IGNORE INTO {p}_users (user_id, username, display_name) VALUES (?1, ?2, ?3)");
+                let sql = format!("INSERT INTO {p}_users (user_id, username, display_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
                 run(tx, &sql, (&user_id, &username, &display_name))?;
                 Ok(Vec::new())
             }
@@ -208,7 +204,7 @@ impl Progress {
             } => {
                 run(
                     tx,
-                    &format!("UPDATE {p}_users SET display_name = ?2 WHERE user_id = ?1"),
+                    &format!("UPDATE {p}_users SET display_name = $2 WHERE user_id = $1"),
                     (&user_id, &display_name),
                 )?;
                 Ok(Vec::new())
@@ -236,9 +232,9 @@ impl Progress {
         }
     }
 
-    fn author(&self, tx: &Transaction<'_>, target: &str, author: &str) -> Result<(), Error> {
+    fn author(&self, tx: &mut dyn SqlTx, target: &str, author: &str) -> Result<(), Error> {
         let sql = format!(
-            "INSERT OR IGNORE INTO {}_authors (target, author) VALUES (?1, ?2)",
+            "INSERT INTO {}_authors (target, author) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             self.prefix
         );
         run(tx, &sql, (target, author)).map(drop)
@@ -247,7 +243,7 @@ impl Progress {
     /// An up-vote counts when a vote becomes +1 and is taken back when a +1 changes.
     fn upvote(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         voter: &str,
         target: &str,
         previous: i8,
@@ -255,13 +251,10 @@ impl Progress {
     ) -> Result<Vec<Award>, Error> {
         let delta = i64::from(value.max(0)) - i64::from(previous.max(0));
         let sql = format!(
-            "SELECT author FROM {}_authors WHERE target = ?1",
+            "SELECT author FROM {}_authors WHERE target = $1",
             self.prefix
         );
-        let author: Option<String> = tx
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row([target], |r| r.get(0)).optional())
-            .map_err(Error::store)?;
+        let author: Option<String> = tx.row(&sql, [target])?.map(|r| r.get(0)).transpose()?;
         match author {
             Some(author) if delta != 0 && author != voter => {
                 self.credit(tx, &author, UPVOTE_XP * delta, "upvotes", delta)
@@ -272,13 +265,13 @@ impl Progress {
 
     fn count(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         user: &str,
         counter: &str,
         delta: i64,
     ) -> Result<(), Error> {
         let sql = format!(
-            "UPDATE {}_users SET {counter} = {counter} + ?2 WHERE user_id = ?1",
+            "UPDATE {}_users SET {counter} = {counter} + $2 WHERE user_id = $1",
             self.prefix
         );
         run(tx, &sql, (user, delta)).map(drop)
@@ -287,7 +280,7 @@ impl Progress {
     /// Adds XP and a counter, then awards a level-up (levels never go down) and badges.
     fn credit(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn SqlTx,
         user: &str,
         xp: i64,
         counter: &str,
@@ -295,15 +288,12 @@ impl Progress {
     ) -> Result<Vec<Award>, Error> {
         let p = &self.prefix;
         let sql = format!(
-            "UPDATE {p}_users SET xp = xp + ?2, {counter} = {counter} + ?3 WHERE user_id = ?1 RETURNING xp, level, {counter}"
+            "UPDATE {p}_users SET xp = xp + $2, {counter} = {counter} + $3 WHERE user_id = $1 RETURNING xp, level, {counter}"
         );
         let row: Option<(i64, i64, i64)> = tx
-            .prepare_cached(&sql)
-            .and_then(|mut s| {
-                s.query_row((user, xp, delta), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(Error::store)?;
+            .row(&sql, (user, xp, delta))?
+            .map(|r| Ok::<_, Error>((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .transpose()?;
         let Some((xp, level, count)) = row else {
             return Ok(Vec::new());
         };
@@ -312,7 +302,7 @@ impl Progress {
         if new_level > level {
             run(
                 tx,
-                &format!("UPDATE {p}_users SET level = ?2 WHERE user_id = ?1"),
+                &format!("UPDATE {p}_users SET level = $2 WHERE user_id = $1"),
                 (user, new_level),
             )?;
             awards.push(Award::LevelUp {
@@ -324,7 +314,9 @@ impl Progress {
             .iter()
             .filter(|b| b.counter == counter && count >= b.threshold)
         {
-            let sql = format!("INSERT OR IGNORE INTO {p}_badges (user_id, badge) VALUES (?1, ?2)");
+            let sql = format!(
+                "INSERT INTO {p}_badges (user_id, badge) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            );
             if run(tx, &sql, (user, badge.name))? == 1 {
                 awards.push(Award::Badge {
                     user_id: user.to_owned(),

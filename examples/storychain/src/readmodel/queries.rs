@@ -1,10 +1,10 @@
-//! Reading the read models: a read-only connection on the store's file, tables of the
-//! versions readers are switched to.
+//! Reading the read models: queries on a read connection of the store (either engine),
+//! tables of the versions readers are switched to.
 
 use super::{active, PROJECTIONS};
+use crate::app::Store;
+use recount::sql::{SqlEngine, SqlRow, SqlTx};
 use recount::Error;
-use recount_sqlite::rusqlite::{types::Value, Connection, OpenFlags, OptionalExtension, Row};
-use recount_sqlite::SqliteEventStore;
 use std::collections::BTreeMap;
 
 /// How to sort the catalogue.
@@ -121,14 +121,15 @@ pub struct StatRow {
     pub last_at: String,
 }
 
-/// The read models, at the versions readers use.
-#[derive(Debug)]
+/// The read models, at the versions readers use. Each query runs on one read connection
+/// of the store.
+#[derive(Debug, Clone)]
 pub struct ReadModels {
-    conn: Connection,
+    store: Store,
     versions: BTreeMap<&'static str, u32>,
 }
 
-fn story_row(r: &Row<'_>) -> recount_sqlite::rusqlite::Result<StoryRow> {
+fn story_row(r: &SqlRow) -> Result<StoryRow, Error> {
     Ok(StoryRow {
         story_id: r.get(0)?,
         title: r.get(1)?,
@@ -142,301 +143,354 @@ fn story_row(r: &Row<'_>) -> recount_sqlite::rusqlite::Result<StoryRow> {
     })
 }
 
-fn store_err(e: recount_sqlite::rusqlite::Error) -> Error {
-    Error::store(e)
+/// The table names of the versions readers use, for queries run on a read connection.
+#[derive(Debug, Clone)]
+struct Tables(BTreeMap<&'static str, u32>);
+
+impl Tables {
+    /// The table of `name` at its active version, if it exists yet.
+    fn get(&self, tx: &mut dyn SqlTx, name: &str, suffix: &str) -> Result<Option<String>, Error> {
+        let version = self.0.get(name).copied().unwrap_or(1);
+        let table = format!("{name}_v{version}{suffix}");
+        Ok(tx.table_exists(&table)?.then_some(table))
+    }
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl ReadModels {
-    /// Opens a read-only connection on the store's file.
-    pub async fn open(store: &SqliteEventStore) -> Result<Self, Error> {
+    /// The read models of `store` at the versions readers use now.
+    pub async fn open(store: &Store) -> Result<Self, Error> {
         let mut versions = BTreeMap::new();
         for name in PROJECTIONS {
             versions.insert(name, active(store, name).await?);
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(store.path(), flags).map_err(store_err)?;
-        Ok(ReadModels { conn, versions })
+        Ok(ReadModels {
+            store: store.clone(),
+            versions,
+        })
     }
 
-    /// The table of `name` at its active version, if it exists yet.
-    fn table(&self, name: &str, suffix: &str) -> Result<Option<String>, Error> {
-        let version = self.versions.get(name).copied().unwrap_or(1);
-        let table = format!("{name}_v{version}{suffix}");
-        let found: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [&table],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(store_err)?;
-        Ok(found)
-    }
-
-    fn rows<T>(
+    /// Runs `read` on a read connection with the active tables.
+    async fn read<T: Send + 'static>(
         &self,
-        sql: &str,
-        params: impl recount_sqlite::rusqlite::Params,
-        f: impl Fn(&Row<'_>) -> rusqlite_result::R<T>,
-    ) -> Result<Vec<T>, Error> {
-        let mut stmt = self.conn.prepare(sql).map_err(store_err)?;
-        let rows = stmt.query_map(params, f).map_err(store_err)?;
-        rows.collect::<Result<_, _>>().map_err(store_err)
+        read: impl FnOnce(&mut dyn SqlTx, &Tables) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let tables = Tables(self.versions.clone());
+        recount::sql::read(&self.store, move |tx| read(tx, &tables)).await
     }
 
     /// Net votes, reads and branches of a story, as the catalogue has them.
-    pub fn story_counts(&self, story_id: &str) -> Result<Option<[i64; 3]>, Error> {
-        let Some(t) = self.table("catalogue", "")? else {
-            return Ok(None);
-        };
-        let sql = format!("SELECT votes, reads, branches FROM {t} WHERE story_id = ?1");
-        Ok(self
-            .rows(&sql, [story_id], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?
-            .into_iter()
-            .next())
+    pub async fn story_counts(&self, story_id: &str) -> Result<Option<[i64; 3]>, Error> {
+        let story_id = story_id.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "catalogue", "")? else {
+                return Ok(None);
+            };
+            let sql = format!("SELECT votes, reads, branches FROM {t} WHERE story_id = $1");
+            tx.row(&sql, [&story_id])?
+                .map(|r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
+                .transpose()
+        })
+        .await
     }
 
     /// Stories matching `q`.
-    pub fn catalogue(&self, q: &CatalogueQuery) -> Result<Vec<StoryRow>, Error> {
-        let Some(t) = self.table("catalogue", "")? else {
-            return Ok(Vec::new());
-        };
-        let order = match q.sort {
-            Sort::Votes => "votes DESC, created_at DESC",
-            Sort::Recent => "created_at DESC",
-        };
-        let sql = format!(
-            "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
-             WHERE (?1 IS NULL OR genre = ?1) AND (?2 IS NULL OR author = ?2) AND (?3 IS NULL OR status = ?3)
-             ORDER BY {order}, story_id LIMIT ?4 OFFSET ?5"
-        );
-        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-        self.rows(
-            &sql,
-            (&q.genre, &q.author, &q.status, limit, offset),
-            story_row,
-        )
+    pub async fn catalogue(&self, q: &CatalogueQuery) -> Result<Vec<StoryRow>, Error> {
+        let q = q.clone();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "catalogue", "")? else {
+                return Ok(Vec::new());
+            };
+            let order = match q.sort {
+                Sort::Votes => "votes DESC, created_at DESC",
+                Sort::Recent => "created_at DESC",
+            };
+            // Only the filters given are in the statement: `$1 IS NULL OR …` would need a
+            // typed NULL on PostgreSQL.
+            let mut filters = Vec::new();
+            let mut params: Vec<recount::sql::SqlValue<'_>> = Vec::new();
+            for (column, value) in [("genre", &q.genre), ("author", &q.author), ("status", &q.status)] {
+                if let Some(v) = value {
+                    params.push(v.into());
+                    filters.push(format!("{column} = ${}", params.len()));
+                }
+            }
+            let filter = if filters.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", filters.join(" AND "))
+            };
+            params.push(limit(q.limit).into());
+            params.push(limit(q.offset).into());
+            let (l, o) = (params.len() - 1, params.len());
+            let sql = format!(
+                "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
+                 {filter} ORDER BY {order}, story_id LIMIT ${l} OFFSET ${o}"
+            );
+            tx.query(&sql, &params)?.iter().map(story_row).collect()
+        })
+        .await
     }
 
     /// One story of the catalogue.
-    pub fn story(&self, story_id: &str) -> Result<Option<StoryRow>, Error> {
-        let Some(t) = self.table("catalogue", "")? else {
-            return Ok(None);
-        };
-        let sql = format!(
-            "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
-             WHERE story_id = ?1"
-        );
-        Ok(self.rows(&sql, [story_id], story_row)?.into_iter().next())
+    pub async fn story(&self, story_id: &str) -> Result<Option<StoryRow>, Error> {
+        let story_id = story_id.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "catalogue", "")? else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
+                 WHERE story_id = $1"
+            );
+            tx.row(&sql, [&story_id])?.as_ref().map(story_row).transpose()
+        })
+        .await
     }
 
     /// The chapters of a story, oldest first.
-    pub fn chapter_tree(&self, story_id: &str) -> Result<Vec<ChapterRow>, Error> {
-        let Some(t) = self.table("chapters", "")? else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT chapter_id, parent, author, title, words, branched, published, votes FROM {t}
-             WHERE story_id = ?1 ORDER BY created_at, chapter_id"
-        );
-        self.rows(&sql, [story_id], |r| {
-            Ok(ChapterRow {
-                chapter_id: r.get(0)?,
-                parent: r.get(1)?,
-                author: r.get(2)?,
-                title: r.get(3)?,
-                words: r.get(4)?,
-                branched: r.get(5)?,
-                published: r.get(6)?,
-                votes: r.get(7)?,
-            })
+    pub async fn chapter_tree(&self, story_id: &str) -> Result<Vec<ChapterRow>, Error> {
+        let story_id = story_id.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "chapters", "")? else {
+                return Ok(Vec::new());
+            };
+            let sql = format!(
+                "SELECT chapter_id, parent, author, title, words, branched, published, votes FROM {t}
+                 WHERE story_id = $1 ORDER BY created_at, chapter_id"
+            );
+            tx.rows(&sql, [&story_id])?
+                .iter()
+                .map(|r| {
+                    Ok(ChapterRow {
+                        chapter_id: r.get(0)?,
+                        parent: r.get(1)?,
+                        author: r.get(2)?,
+                        title: r.get(3)?,
+                        words: r.get(4)?,
+                        branched: r.get(5)?,
+                        published: r.get(6)?,
+                        votes: r.get(7)?,
+                    })
+                })
+                .collect()
         })
+        .await
     }
 
     /// Profiles of the given users (all when empty), highest XP first.
-    pub fn profiles(&self, users: &[String], limit: usize) -> Result<Vec<ProfileRow>, Error> {
-        let (Some(t), Some(b)) = (
-            self.table("profiles", "_users")?,
-            self.table("profiles", "_badges")?,
-        ) else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT user_id, username, xp, level, stories, chapters, branches, merged_prs, upvotes, followers,
-                (SELECT group_concat(badge, ',') FROM (SELECT badge FROM {b} WHERE {b}.user_id = {t}.user_id ORDER BY badge))
-             FROM {t} ORDER BY xp DESC, username"
-        );
-        let all = self.rows(&sql, [], |r| {
-            let badges: Option<String> = r.get(10)?;
-            Ok(ProfileRow {
-                user_id: r.get(0)?,
-                username: r.get(1)?,
-                xp: r.get(2)?,
-                level: r.get(3)?,
-                counts: [
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ],
-                badges: badges
-                    .map(|b| b.split(',').map(str::to_owned).collect())
-                    .unwrap_or_default(),
-            })
-        })?;
-        Ok(all
-            .into_iter()
-            .filter(|p| users.is_empty() || users.contains(&p.user_id))
-            .take(limit)
-            .collect())
+    pub async fn profiles(&self, users: &[String], limit: usize) -> Result<Vec<ProfileRow>, Error> {
+        let users = users.to_vec();
+        self.read(move |tx, tables| {
+            let (Some(t), Some(b)) = (
+                tables.get(tx, "profiles", "_users")?,
+                tables.get(tx, "profiles", "_badges")?,
+            ) else {
+                return Ok(Vec::new());
+            };
+            let mut badges = BTreeMap::<String, Vec<String>>::new();
+            for r in tx.rows(&format!("SELECT user_id, badge FROM {b} ORDER BY user_id, badge"), ())? {
+                badges.entry(r.get(0)?).or_default().push(r.get(1)?);
+            }
+            let sql = format!(
+                "SELECT user_id, username, xp, level, stories, chapters, branches, merged_prs, upvotes, followers
+                 FROM {t} ORDER BY xp DESC, username"
+            );
+            let mut out = Vec::new();
+            for r in tx.rows(&sql, ())? {
+                let user_id: String = r.get(0)?;
+                if !users.is_empty() && !users.contains(&user_id) {
+                    continue;
+                }
+                if out.len() == limit {
+                    break;
+                }
+                out.push(ProfileRow {
+                    badges: badges.remove(&user_id).unwrap_or_default(),
+                    user_id,
+                    username: r.get(1)?,
+                    xp: r.get(2)?,
+                    level: r.get(3)?,
+                    counts: [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// One user's level and badges in the profiles model (`None`: not there yet).
-    pub fn level_and_badges(&self, user_id: &str) -> Result<Option<(i64, Vec<String>)>, Error> {
-        let (Some(t), Some(b)) = (
-            self.table("profiles", "_users")?,
-            self.table("profiles", "_badges")?,
-        ) else {
-            return Ok(None);
-        };
-        let level = self.rows(
-            &format!("SELECT level FROM {t} WHERE user_id = ?1"),
-            [user_id],
-            |r| r.get::<_, i64>(0),
-        )?;
-        let Some(level) = level.first().copied() else {
-            return Ok(None);
-        };
-        let badges = self.rows(
-            &format!("SELECT badge FROM {b} WHERE user_id = ?1 ORDER BY badge"),
-            [user_id],
-            |r| r.get::<_, String>(0),
-        )?;
-        Ok(Some((level, badges)))
+    pub async fn level_and_badges(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<(i64, Vec<String>)>, Error> {
+        let user_id = user_id.to_owned();
+        self.read(move |tx, tables| {
+            let (Some(t), Some(b)) = (
+                tables.get(tx, "profiles", "_users")?,
+                tables.get(tx, "profiles", "_badges")?,
+            ) else {
+                return Ok(None);
+            };
+            let Some(level) = tx.row(
+                &format!("SELECT level FROM {t} WHERE user_id = $1"),
+                [&user_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let badges = tx
+                .rows(
+                    &format!("SELECT badge FROM {b} WHERE user_id = $1 ORDER BY badge"),
+                    [&user_id],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect::<Result<_, _>>()?;
+            Ok(Some((level.get(0)?, badges)))
+        })
+        .await
     }
 
     /// The author of a story or chapter, as the profiles model knows it.
-    pub fn author_of(&self, target: &str) -> Result<Option<String>, Error> {
-        let Some(t) = self.table("profiles", "_authors")? else {
-            return Ok(None);
-        };
-        let found = self.rows(
-            &format!("SELECT author FROM {t} WHERE target = ?1"),
-            [target],
-            |r| r.get::<_, String>(0),
-        )?;
-        Ok(found.into_iter().next())
+    pub async fn author_of(&self, target: &str) -> Result<Option<String>, Error> {
+        let target = target.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "profiles", "_authors")? else {
+                return Ok(None);
+            };
+            tx.row(
+                &format!("SELECT author FROM {t} WHERE target = $1"),
+                [&target],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
+        })
+        .await
     }
 
     /// A user's notifications, oldest first.
-    pub fn inbox(&self, user_id: &str, limit: usize) -> Result<Vec<Notification>, Error> {
-        self.inbox_page(user_id, limit, 0)
+    pub async fn inbox(&self, user_id: &str, limit: usize) -> Result<Vec<Notification>, Error> {
+        self.inbox_page(user_id, limit, 0).await
     }
 
     /// A page of a user's notifications, oldest first: `limit` rows after the first `offset`.
-    pub fn inbox_page(
+    pub async fn inbox_page(
         &self,
         user_id: &str,
-        limit: usize,
+        page: usize,
         offset: usize,
     ) -> Result<Vec<Notification>, Error> {
-        let Some(t) = self.table("inbox", "")? else {
-            return Ok(Vec::new());
-        };
-        let read = self.read_through_sql(&t)?;
-        let sql = format!("SELECT kind, message, at, at <= {read} FROM {t} WHERE user_id = ?1 ORDER BY at, event_id, message LIMIT ?2 OFFSET ?3");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        self.rows(&sql, (user_id, limit, offset), |r| {
-            Ok(Notification {
-                kind: r.get(0)?,
-                message: r.get(1)?,
-                at: r.get(2)?,
-                read: r.get(3)?,
-            })
+        let user_id = user_id.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "inbox", "")? else {
+                return Ok(Vec::new());
+            };
+            let read = read_through_sql(tx, tables, &t)?;
+            let sql = format!(
+                "SELECT kind, message, at, CASE WHEN at <= {read} THEN 1 ELSE 0 END FROM {t}
+                 WHERE user_id = $1 ORDER BY at, event_id, message LIMIT $2 OFFSET $3"
+            );
+            tx.rows(&sql, (&user_id, limit(page), limit(offset)))?
+                .iter()
+                .map(|r| {
+                    Ok(Notification {
+                        kind: r.get(0)?,
+                        message: r.get(1)?,
+                        at: r.get(2)?,
+                        read: r.get(3)?,
+                    })
+                })
+                .collect()
         })
+        .await
     }
 
     /// How many of the user's notifications are unread.
-    pub fn unread(&self, user_id: &str) -> Result<u64, Error> {
-        let Some(t) = self.table("inbox", "")? else {
-            return Ok(0);
-        };
-        let read = self.read_through_sql(&t)?;
-        let sql = format!("SELECT count(*) FROM {t} WHERE user_id = ?1 AND NOT (at <= {read})");
-        let n = self.rows(&sql, [user_id], |r| r.get::<_, i64>(0))?;
-        Ok(n.first().copied().unwrap_or(0).try_into().unwrap_or(0))
-    }
-
-    /// SQL for the user's (`?1`) read-through time, `''` (before everything) when none; an
-    /// inbox built before read marks existed has no `_read` table.
-    fn read_through_sql(&self, inbox: &str) -> Result<String, Error> {
-        Ok(match self.table("inbox", "_read")? {
-            Some(r) => format!(
-                "coalesce((SELECT through FROM {r} WHERE {r}.user_id = {inbox}.user_id), '')"
-            ),
-            None => "''".to_owned(),
+    pub async fn unread(&self, user_id: &str) -> Result<u64, Error> {
+        let user_id = user_id.to_owned();
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "inbox", "")? else {
+                return Ok(0);
+            };
+            let read = read_through_sql(tx, tables, &t)?;
+            let sql = format!("SELECT count(*) FROM {t} WHERE user_id = $1 AND NOT (at <= {read})");
+            tx.row(&sql, [&user_id])?.map_or(Ok(0), |r| r.get(0))
         })
+        .await
     }
 
     /// Event counts per type, most frequent first.
-    pub fn stats(&self) -> Result<Vec<StatRow>, Error> {
-        let Some(t) = self.table("stats", "")? else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT event_type, count, first_at, last_at FROM {t} ORDER BY count DESC, event_type"
-        );
-        self.rows(&sql, [], |r| {
-            Ok(StatRow {
-                event_type: r.get(0)?,
-                count: r.get(1)?,
-                first_at: r.get(2)?,
-                last_at: r.get(3)?,
-            })
+    pub async fn stats(&self) -> Result<Vec<StatRow>, Error> {
+        self.read(move |tx, tables| {
+            let Some(t) = tables.get(tx, "stats", "")? else {
+                return Ok(Vec::new());
+            };
+            let sql = format!(
+                "SELECT event_type, count, first_at, last_at FROM {t} ORDER BY count DESC, event_type"
+            );
+            tx.rows(&sql, ())?
+                .iter()
+                .map(|r| {
+                    Ok(StatRow {
+                        event_type: r.get(0)?,
+                        count: r.get(1)?,
+                        first_at: r.get(2)?,
+                        last_at: r.get(3)?,
+                    })
+                })
+                .collect()
         })
+        .await
     }
 
     /// Every row of every table of projection `name` at `version`, as sorted text lines with
     /// the version taken out of the table names: two builds of a model compare equal when
     /// their dumps do.
-    pub fn dump(&self, name: &str, version: u32) -> Result<Vec<String>, Error> {
-        let base = format!("{name}_v{version}");
-        let tables = self.rows(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND (name = ?1 OR name LIKE ?1 || '\\_%' ESCAPE '\\') ORDER BY name",
-            [&base],
-            |r| r.get::<_, String>(0),
-        )?;
-        let mut lines = Vec::new();
-        for table in tables {
-            let label = table.replacen(&base, name, 1);
-            let mut stmt = self
-                .conn
-                .prepare(&format!("SELECT * FROM {table}"))
-                .map_err(store_err)?;
-            let n = stmt.column_count();
-            let rows = stmt
-                .query_map([], |r| {
-                    (0..n)
-                        .map(|i| r.get::<_, Value>(i))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(store_err)?;
-            for row in rows {
-                lines.push(format!("{label}: {:?}", row.map_err(store_err)?));
+    pub async fn dump(&self, name: &str, version: u32) -> Result<Vec<String>, Error> {
+        let (name, base) = (name.to_owned(), format!("{name}_v{version}"));
+        self.read(move |tx, _| {
+            // The one statement that differs by engine: listing tables.
+            let list = match tx.engine() {
+                SqlEngine::Postgres => {
+                    "SELECT table_name::text FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND (table_name = $1 OR table_name LIKE $1 || '\\_%' ESCAPE '\\')
+                     ORDER BY table_name"
+                }
+                _ => {
+                    "SELECT name FROM sqlite_master
+                     WHERE type = 'table' AND (name = $1 OR name LIKE $1 || '\\_%' ESCAPE '\\') ORDER BY name"
+                }
+            };
+            let tables = tx
+                .rows(list, [&base])?
+                .iter()
+                .map(|r| r.get::<String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lines = Vec::new();
+            for table in tables {
+                let label = table.replacen(&base, &name, 1);
+                for row in tx.rows(&format!("SELECT * FROM {table}"), ())? {
+                    lines.push(format!("{label}: {:?}", row.values()));
+                }
             }
-        }
-        lines.sort();
-        Ok(lines)
+            lines.sort();
+            Ok(lines)
+        })
+        .await
     }
 }
 
-mod rusqlite_result {
-    pub(super) type R<T> = Result<T, recount_sqlite::rusqlite::Error>;
+/// SQL for the user's read-through time, `''` (before everything) when none; an inbox built
+/// before read marks existed has no `_read` table.
+fn read_through_sql(tx: &mut dyn SqlTx, tables: &Tables, inbox: &str) -> Result<String, Error> {
+    Ok(match tables.get(tx, "inbox", "_read")? {
+        Some(r) => {
+            format!("coalesce((SELECT through FROM {r} WHERE {r}.user_id = {inbox}.user_id), '')")
+        }
+        None => "''".to_owned(),
+    })
 }

@@ -3,12 +3,66 @@
 #![allow(dead_code, unreachable_pub)]
 
 use recount::{Cursor, EventStore, LogFilter, RecordedEvent};
+use recount_postgres::testing::TestDatabase;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use storychain::http::ServeOptions;
 use storychain::StoryChain;
+
+/// The engine a test server runs on: SQLite (a temporary file) unless the test runs inside
+/// [`Engine::run`] with [`Engine::Postgres`] (a fresh database on `DATABASE_URL`'s server,
+/// dropped when the server stops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static ENGINE: Engine;
+}
+
+impl Engine {
+    /// Runs `test` with its servers on this engine.
+    pub async fn run(self, test: impl std::future::Future<Output = ()>) {
+        ENGINE.scope(self, test).await
+    }
+
+    /// The engine of the running test.
+    pub fn current() -> Engine {
+        ENGINE.try_with(|e| *e).unwrap_or(Engine::Sqlite)
+    }
+}
+
+/// Stamps out each named test (an `async fn()` of the file) twice, as `sqlite::<name>` and
+/// `postgres::<name>`, each on a multi-thread runtime. Without a PostgreSQL server the
+/// PostgreSQL ones print one line and pass, unless `CI` is set (then they fail).
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::common::Engine::Sqlite.run(super::$name()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if recount_postgres::testing::server_or_skip(stringify!($name)).is_none() {
+                        return;
+                    }
+                    crate::common::Engine::Postgres.run(super::$name()).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_engines;
 
 /// The admin token the test servers take.
 pub const ADMIN: &str = "the-admin-token-for-tests";
@@ -24,6 +78,24 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Drop for Server {
+    /// Drops a PostgreSQL test database left behind by a test that failed before `stop`.
+    fn drop(&mut self) {
+        if let Some(db) = self.database.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(db.drop());
+                }
+            })
+            .join();
+        }
+    }
 }
 
 impl Server {
@@ -35,9 +107,23 @@ impl Server {
     /// A server with `options` (on a free loopback port, admin token [`ADMIN`]).
     pub async fn start_with(options: ServeOptions) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let app = StoryChain::open(dir.path().join("storychain.db"))
-            .await
-            .unwrap();
+        let (app, database) = match Engine::current() {
+            Engine::Sqlite => (
+                StoryChain::open(dir.path().join("storychain.db"))
+                    .await
+                    .unwrap(),
+                None,
+            ),
+            Engine::Postgres => {
+                let server = recount_postgres::testing::server_or_skip("a PostgreSQL test server")
+                    .expect("the test checked for a server");
+                let db = TestDatabase::create(&server).await;
+                let app = StoryChain::open_database(&storychain::Database::Postgres(db.url()))
+                    .await
+                    .unwrap();
+                (app, Some(db))
+            }
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
         let options = ServeOptions {
@@ -69,6 +155,7 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
+            database,
         }
     }
 
@@ -81,6 +168,9 @@ impl Server {
                 .await
                 .expect("the server stops, even with streams open")
                 .unwrap();
+        }
+        if let Some(db) = self.database.take() {
+            db.drop().await;
         }
     }
 
