@@ -482,8 +482,23 @@ pub trait SqlStore: EventStore {
     /// nothing.
     async fn commit_sql(&self, checkpoint: CheckpointMove, work: SqlWork) -> Result<()>;
 
-    /// Runs `work` on a read connection (its writes are refused or rolled back).
+    /// Runs `work` on a connection for reads: it sees what is committed (write with
+    /// [`commit_sql`](Self::commit_sql)).
     async fn read_sql(&self, work: SqlWork) -> Result<()>;
+
+    /// Runs one query on a connection for reads. The default runs it through
+    /// [`read_sql`](Self::read_sql); a store with an async driver runs it without leaving
+    /// the runtime.
+    async fn query_sql(&self, sql: &str, params: Vec<SqlValue<'static>>) -> Result<Vec<SqlRow>> {
+        let sql = sql.to_owned();
+        read(self, move |tx| tx.query(&sql, &params)).await
+    }
+
+    /// Whether table `name` exists, as [`SqlTx::table_exists`] on a connection for reads.
+    async fn sql_table_exists(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        read(self, move |tx| tx.table_exists(&name)).await
+    }
 }
 
 impl fmt::Debug for dyn SqlStore + '_ {
@@ -506,6 +521,16 @@ macro_rules! forward_sql_store {
             }
             async fn read_sql(&self, work: SqlWork) -> Result<()> {
                 (**self).read_sql(work).await
+            }
+            async fn query_sql(
+                &self,
+                sql: &str,
+                params: Vec<SqlValue<'static>>,
+            ) -> Result<Vec<SqlRow>> {
+                (**self).query_sql(sql, params).await
+            }
+            async fn sql_table_exists(&self, name: &str) -> Result<bool> {
+                (**self).sql_table_exists(name).await
             }
         }
     };
@@ -543,14 +568,14 @@ where
     value.ok_or_else(|| Error::store(SqlTypeError("the read returned nothing".into())))
 }
 
-/// Runs one query with owned parameters on a read connection of `store`.
+/// Runs one query with owned parameters on a read connection of `store`
+/// ([`SqlStore::query_sql`]).
 pub async fn query<S: SqlStore + ?Sized>(
     store: &S,
-    sql: impl Into<String>,
+    sql: impl AsRef<str>,
     params: Vec<SqlValue<'static>>,
 ) -> Result<Vec<SqlRow>> {
-    let sql = sql.into();
-    read(store, move |tx| tx.query(&sql, &params)).await
+    store.query_sql(sql.as_ref(), params).await
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` groups of `width` placeholders, for a multi-row `VALUES`.
@@ -600,6 +625,81 @@ pub fn execute_rows<'p>(
         changed += tx.execute(&sql(chunk.len()), &params)?;
     }
     Ok(changed)
+}
+
+/// Rows of a query whose `key` column is one of `keys`: `{select} WHERE {key} IN ($1, …)`,
+/// in as many statements as the engine's parameter limit needs (duplicate keys are fine).
+/// For loading, in one round trip, the rows a batch of events touches.
+///
+/// `select` is a `SELECT … FROM …` with no `WHERE` of its own.
+pub fn select_in(
+    tx: &mut dyn SqlTx,
+    select: &str,
+    key: &str,
+    keys: &[SqlValue<'_>],
+) -> Result<Vec<SqlRow>> {
+    let per = tx.engine().max_params().min(10_000);
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(per) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.extend(tx.query(&format!("{select} WHERE {key} IN ({list})"), chunk)?);
+    }
+    Ok(rows)
+}
+
+/// Writes `rows` (values in `columns` order) into `table`: each inserted, or, when a row
+/// with the same `key` columns exists, its other columns set to the new values. One
+/// statement per chunk under the engine's parameter limit. Rows must not repeat a key (on
+/// PostgreSQL one statement cannot change a row twice): keep the last state of each.
+pub fn upsert(
+    tx: &mut dyn SqlTx,
+    table: &str,
+    columns: &[&str],
+    key: &[&str],
+    rows: &[Vec<SqlValue<'_>>],
+) -> Result<u64> {
+    let set = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>();
+    let on_conflict = if set.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", key.join(", "))
+    } else {
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            key.join(", "),
+            set.join(", ")
+        )
+    };
+    let cols = columns.join(", ");
+    execute_rows(tx, columns.len(), rows, |k| {
+        format!(
+            "INSERT INTO {table} ({cols}) VALUES {} {on_conflict}",
+            placeholders(k, columns.len())
+        )
+    })
+}
+
+/// Inserts `rows` into `table`, skipping each that conflicts with one already there (or
+/// earlier in `rows`): `INSERT … ON CONFLICT DO NOTHING`, chunked. Returns the rows
+/// inserted.
+pub fn insert_new(
+    tx: &mut dyn SqlTx,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<SqlValue<'_>>],
+) -> Result<u64> {
+    let cols = columns.join(", ");
+    execute_rows(tx, columns.len(), rows, |k| {
+        format!(
+            "INSERT INTO {table} ({cols}) VALUES {} ON CONFLICT DO NOTHING",
+            placeholders(k, columns.len())
+        )
+    })
 }
 
 /// A [`Consumer`] whose read model is SQL tables in the store's own database, on either SQL

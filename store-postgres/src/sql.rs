@@ -81,6 +81,13 @@ fn column(row: &PgRow, i: usize) -> Result<SqlValue<'static>> {
     })
 }
 
+fn row(r: &PgRow) -> Result<SqlRow> {
+    (0..r.len())
+        .map(|i| column(r, i))
+        .collect::<Result<Vec<_>>>()
+        .map(SqlRow::new)
+}
+
 impl SqlTx for PgTx<'_> {
     fn engine(&self) -> SqlEngine {
         SqlEngine::Postgres
@@ -99,10 +106,7 @@ impl SqlTx for PgTx<'_> {
             .handle
             .block_on(bind(sqlx::query(sql), values).fetch_all(&mut *self.conn))
             .map_err(store_error)?;
-        rows.iter()
-            .map(|row| (0..row.len()).map(|i| column(row, i)).collect())
-            .map(|values: Result<Vec<_>>| values.map(SqlRow::new))
-            .collect()
+        rows.iter().map(row).collect()
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<()> {
@@ -171,5 +175,26 @@ impl SqlStore for PgEventStore {
     async fn read_sql(&self, work: SqlWork) -> Result<()> {
         let conn = self.pool().acquire().await.map_err(store_error)?;
         on_blocking_thread(conn, work).await.map(drop)
+    }
+
+    /// Runs on the store's pool from the runtime (no blocking thread).
+    async fn query_sql(&self, sql: &str, params: Vec<SqlValue<'static>>) -> Result<Vec<SqlRow>> {
+        let rows = bind(sqlx::query(sql), &params)
+            .fetch_all(self.pool())
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(row).collect()
+    }
+
+    async fn sql_table_exists(&self, name: &str) -> Result<bool> {
+        let found = self
+            .query_sql(
+                "SELECT to_regclass($1) IS NOT NULL",
+                vec![SqlValue::from(name.to_owned())],
+            )
+            .await?;
+        Ok(found
+            .first()
+            .is_some_and(|r| r.get::<bool>(0).unwrap_or(false)))
     }
 }

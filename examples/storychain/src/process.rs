@@ -245,6 +245,8 @@ impl ProcessManager for MilestoneManager {
 pub struct AwardsManager {
     app: StoryChain,
     models: ReadModels,
+    /// Where the profiles model's checkpoint was last seen.
+    profiles_seen: std::sync::Mutex<Option<recount::Cursor>>,
 }
 
 /// How long the awards manager waits for the profiles model to apply an event before it
@@ -255,13 +257,24 @@ impl AwardsManager {
     /// The manager, sending commands through `app`'s repositories.
     pub async fn new(app: StoryChain) -> Result<Self, recount::Error> {
         let models = ReadModels::open(app.store()).await?;
-        Ok(AwardsManager { app, models })
+        Ok(AwardsManager {
+            app,
+            models,
+            profiles_seen: std::sync::Mutex::new(None),
+        })
     }
 
-    /// Waits until the profiles model has applied `event`.
+    /// Waits until the profiles model has applied `event`. The model's checkpoint only moves
+    /// forward: once seen past an event, it is not read again for earlier ones.
     async fn profiles_at(&self, event: &RecordedEvent) -> Result<(), BoxError> {
+        let seen = *self.profiles_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.is_some_and(|at| at >= event.cursor) {
+            return Ok(());
+        }
         let store = self.app.store();
         if crate::readmodel::reached(store, &["profiles"], event.cursor, PROFILES_WAIT).await? {
+            let at = crate::readmodel::position(store, "profiles").await?;
+            *self.profiles_seen.lock().unwrap_or_else(|p| p.into_inner()) = at;
             return Ok(());
         }
         Err(recount::Error::retriable(format!(

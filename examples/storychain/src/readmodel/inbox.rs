@@ -1,13 +1,14 @@
 //! Notification inboxes: one row per (event, user, message), inserted with `ON CONFLICT DO NOTHING`
 //! so that an event handled twice notifies once.
 
-use super::{at_text, ddl, decode, run, EventByEvent, Filtered};
+use super::{at_text, ddl, decode, run, Filtered, Keyed, Usernames};
 use crate::domain::{
     ChapterTreeEvent, CollaborationEvent, EngagementEvent, InboxEvent, PullRequestEvent,
     StoryEvent, UserEvent, Verdict,
 };
-use recount::sql::SqlTx;
+use recount::sql::{SqlReadModel, SqlTx, SqlValue};
 use recount::{Error, RecordedEvent};
+use std::collections::HashSet;
 
 /// Table `inbox_v<n>`, with lookups `inbox_v<n>_stories`, `_followers` and `_members` (who
 /// follows whom, who collaborates on what), `_read` (each user's read-through time) and
@@ -32,37 +33,6 @@ impl InboxModel {
         }
     }
 
-    fn lookup(
-        &self,
-        tx: &mut dyn SqlTx,
-        sql: &str,
-        key: &str,
-    ) -> Result<Option<(String, String)>, Error> {
-        tx.row(sql, [key])?
-            .map(|r| Ok((r.get(0)?, r.get(1)?)))
-            .transpose()
-    }
-
-    /// The username of `user_id`, or "someone".
-    fn name(&self, tx: &mut dyn SqlTx, user_id: &str) -> Result<String, Error> {
-        let sql = format!(
-            "SELECT username, user_id FROM {}_users WHERE user_id = $1",
-            self.t
-        );
-        Ok(self
-            .lookup(tx, &sql, user_id)?
-            .map_or_else(|| "someone".to_owned(), |(u, _)| u))
-    }
-
-    /// The owner and title of `story_id`.
-    fn story(&self, tx: &mut dyn SqlTx, story_id: &str) -> Result<(String, String), Error> {
-        let sql = format!(
-            "SELECT owner, title FROM {}_stories WHERE story_id = $1",
-            self.t
-        );
-        Ok(self.lookup(tx, &sql, story_id)?.unwrap_or_default())
-    }
-
     /// The users of one column of `sql` (one `$1` parameter).
     fn users(&self, tx: &mut dyn SqlTx, sql: &str, key: &str) -> Result<Vec<String>, Error> {
         tx.rows(sql, [key])?.iter().map(|r| r.get(0)).collect()
@@ -80,7 +50,12 @@ impl InboxModel {
             .collect()
     }
 
-    fn story_note(&self, tx: &mut dyn SqlTx, event: StoryEvent) -> Result<Vec<Note>, Error> {
+    fn story_note(
+        &self,
+        tx: &mut dyn SqlTx,
+        lk: &mut Lookups,
+        event: StoryEvent,
+    ) -> Result<Vec<Note>, Error> {
         let t = &self.t;
         match event {
             StoryEvent::Created {
@@ -89,20 +64,18 @@ impl InboxModel {
                 author,
                 ..
             } => {
-                let sql = format!("INSERT INTO {t}_stories (story_id, owner, title) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
-                run(tx, &sql, (&story_id, &author, &title))?;
+                lk.stories.insert_new(story_id, (author, title));
             }
             StoryEvent::DetailsUpdated {
                 story_id, title, ..
             } => {
-                run(
-                    tx,
-                    &format!("UPDATE {t}_stories SET title = $2 WHERE story_id = $1"),
-                    (&story_id, &title),
-                )?;
+                lk.story(tx, &story_id)?;
+                if let Some(story) = lk.stories.get_mut(&story_id) {
+                    story.1 = title;
+                }
             }
             StoryEvent::Published { story_id, .. } => {
-                let (owner, title) = self.story(tx, &story_id)?;
+                let (owner, title) = lk.story(tx, &story_id)?;
                 let followers = self.users(
                     tx,
                     &format!(
@@ -110,7 +83,7 @@ impl InboxModel {
                     ),
                     &owner,
                 )?;
-                let message = format!("{} published “{title}”", self.name(tx, &owner)?);
+                let message = format!("{} published “{title}”", lk.name(tx, &owner)?);
                 return Ok(Self::to_each(followers, "story_published", &message));
             }
             StoryEvent::MilestoneReached {
@@ -120,7 +93,7 @@ impl InboxModel {
                 story_id,
                 ..
             } => {
-                let (_, title) = self.story(tx, &story_id)?;
+                let (_, title) = lk.story(tx, &story_id)?;
                 let what = format!("{kind:?}").to_lowercase();
                 return Ok(vec![Note {
                     user: owner,
@@ -133,7 +106,12 @@ impl InboxModel {
         Ok(Vec::new())
     }
 
-    fn pr_note(&self, tx: &mut dyn SqlTx, event: PullRequestEvent) -> Result<Vec<Note>, Error> {
+    fn pr_note(
+        &self,
+        tx: &mut dyn SqlTx,
+        lk: &mut Lookups,
+        event: PullRequestEvent,
+    ) -> Result<Vec<Note>, Error> {
         Ok(match event {
             PullRequestEvent::Opened {
                 story_id,
@@ -141,10 +119,10 @@ impl InboxModel {
                 title: pr_title,
                 ..
             } => {
-                let (owner, title) = self.story(tx, &story_id)?;
+                let (owner, title) = lk.story(tx, &story_id)?;
                 let message = format!(
                     "{} opened a pull request on “{title}”: {pr_title}",
-                    self.name(tx, &author)?
+                    lk.name(tx, &author)?
                 );
                 // The owner and every collaborator, but not the author.
                 let t = &self.t;
@@ -168,7 +146,7 @@ impl InboxModel {
                 reason,
                 ..
             } => {
-                let (_, title) = self.story(tx, &story_id)?;
+                let (_, title) = lk.story(tx, &story_id)?;
                 let why = if reason.trim().is_empty() {
                     String::new()
                 } else {
@@ -176,7 +154,7 @@ impl InboxModel {
                 };
                 let message = format!(
                     "{} rejected your pull request on “{title}”{why}",
-                    self.name(tx, &rejected_by)?
+                    lk.name(tx, &rejected_by)?
                 );
                 vec![Note {
                     user: author,
@@ -191,7 +169,7 @@ impl InboxModel {
                 verdict,
                 ..
             } => {
-                let (_, title) = self.story(tx, &story_id)?;
+                let (_, title) = lk.story(tx, &story_id)?;
                 let did = if verdict == Verdict::Approve {
                     "approved"
                 } else {
@@ -199,7 +177,7 @@ impl InboxModel {
                 };
                 let message = format!(
                     "{} {did} your pull request on “{title}”",
-                    self.name(tx, &reviewer)?
+                    lk.name(tx, &reviewer)?
                 );
                 vec![Note {
                     user: author,
@@ -211,19 +189,20 @@ impl InboxModel {
         })
     }
 
-    fn notes(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> Result<Vec<Note>, Error> {
+    fn notes(
+        &self,
+        tx: &mut dyn SqlTx,
+        lk: &mut Lookups,
+        e: &RecordedEvent,
+    ) -> Result<Vec<Note>, Error> {
         Ok(match (e.stream.category(), e.event_type.as_str()) {
-            ("story", _) => self.story_note(tx, decode(e)?)?,
-            ("pr", _) => self.pr_note(tx, decode(e)?)?,
+            ("story", _) => self.story_note(tx, lk, decode(e)?)?,
+            ("pr", _) => self.pr_note(tx, lk, decode(e)?)?,
             ("user", "user.registered") => match decode(e)? {
                 UserEvent::Registered {
                     user_id, username, ..
                 } => {
-                    let sql = format!(
-                        "INSERT INTO {}_users (user_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        self.t
-                    );
-                    run(tx, &sql, (&user_id, &username))?;
+                    lk.names.register(user_id, username);
                     vec![]
                 }
                 _ => vec![],
@@ -266,7 +245,7 @@ impl InboxModel {
                         self.t
                     );
                     run(tx, &sql, (&followee, &user_id))?;
-                    let message = format!("{} started following you", self.name(tx, &user_id)?);
+                    let message = format!("{} started following you", lk.name(tx, &user_id)?);
                     vec![Note {
                         user: followee,
                         kind: "new_follower",
@@ -282,10 +261,10 @@ impl InboxModel {
                     parent_author,
                     ..
                 } if author != parent_author => {
-                    let (_, title) = self.story(tx, &story_id)?;
+                    let (_, title) = lk.story(tx, &story_id)?;
                     let message = format!(
                         "{} branched your chapter in “{title}”",
-                        self.name(tx, &author)?
+                        lk.name(tx, &author)?
                     );
                     vec![Note {
                         user: parent_author,
@@ -303,11 +282,11 @@ impl InboxModel {
                     invited_by,
                     ..
                 } => {
-                    let (_, title) = self.story(tx, &story_id)?;
+                    let (_, title) = lk.story(tx, &story_id)?;
                     let role = format!("{role:?}").to_lowercase();
                     let message = format!(
                         "{} invited you to “{title}” as {role}",
-                        self.name(tx, &invited_by)?
+                        lk.name(tx, &invited_by)?
                     );
                     vec![Note {
                         user: user_id,
@@ -315,18 +294,17 @@ impl InboxModel {
                         message,
                     }]
                 }
-                event => self.member_note(tx, event)?,
+                event => self.member_note(tx, lk, event)?,
             },
             ("engagement", "comment.posted") => match decode(e)? {
                 EngagementEvent::CommentPosted {
                     user_id, target, ..
                 } => {
-                    let (owner, title) = self.story(tx, &target.story_id)?;
+                    let (owner, title) = lk.story(tx, &target.story_id)?;
                     if owner.is_empty() || owner == user_id {
                         vec![]
                     } else {
-                        let message =
-                            format!("{} commented on “{title}”", self.name(tx, &user_id)?);
+                        let message = format!("{} commented on “{title}”", lk.name(tx, &user_id)?);
                         vec![Note {
                             user: owner,
                             kind: "comment",
@@ -381,6 +359,7 @@ impl InboxModel {
     fn member_note(
         &self,
         tx: &mut dyn SqlTx,
+        lk: &mut Lookups,
         event: CollaborationEvent,
     ) -> Result<Vec<Note>, Error> {
         let t = &self.t;
@@ -416,13 +395,13 @@ impl InboxModel {
             }
             _ => return Ok(vec![]),
         };
-        let (owner, title) = self.story(tx, &story_id)?;
+        let (owner, title) = lk.story(tx, &story_id)?;
         if owner.is_empty() || owner == user_id {
             return Ok(vec![]);
         }
         let message = format!(
             "{} {}",
-            self.name(tx, &user_id)?,
+            lk.name(tx, &user_id)?,
             what.replace("{title}", &title)
         );
         Ok(vec![Note {
@@ -431,6 +410,158 @@ impl InboxModel {
             message,
         }])
     }
+}
+
+/// The stories (owner, title) and usernames a batch reads: loaded for what its events
+/// mention, each other one read when first asked for.
+struct Lookups {
+    t: String,
+    stories: Keyed<(String, String)>,
+    names: Usernames,
+    asked: HashSet<String>,
+}
+
+impl Lookups {
+    fn load(tx: &mut dyn SqlTx, t: &str, events: &[RecordedEvent]) -> Result<Self, Error> {
+        let (mut story_ids, mut user_ids) = (Vec::new(), Vec::new());
+        for e in events {
+            mentions(e, &mut story_ids, &mut user_ids)?;
+        }
+        let stories = Keyed::load(
+            tx,
+            &format!("SELECT story_id, owner, title FROM {t}_stories"),
+            "story_id",
+            &story_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+            |r| Ok((r.get(0)?, (r.get::<String>(1)?, r.get::<String>(2)?))),
+        )?;
+        user_ids.extend(
+            story_ids
+                .iter()
+                .filter_map(|s| stories.get(s).map(|(owner, _)| owner.clone())),
+        );
+        let users: Vec<&str> = user_ids.iter().map(String::as_str).collect();
+        let names = Usernames::load(tx, &format!("{t}_users"), &users)?;
+        let asked = story_ids.into_iter().chain(user_ids).collect();
+        Ok(Lookups {
+            t: t.to_owned(),
+            stories,
+            names,
+            asked,
+        })
+    }
+
+    /// The owner and title of `story_id` (empty when unknown).
+    fn story(&mut self, tx: &mut dyn SqlTx, story_id: &str) -> Result<(String, String), Error> {
+        if self.stories.get(story_id).is_none() && self.asked.insert(story_id.to_owned()) {
+            let sql = format!(
+                "SELECT owner, title FROM {}_stories WHERE story_id = $1",
+                self.t
+            );
+            if let Some(r) = tx.row(&sql, [story_id])? {
+                self.stories
+                    .remember(story_id.to_owned(), (r.get(0)?, r.get(1)?));
+            }
+        }
+        Ok(self.stories.get(story_id).cloned().unwrap_or_default())
+    }
+
+    /// The username of `user_id`, or "someone".
+    fn name(&mut self, tx: &mut dyn SqlTx, user_id: &str) -> Result<String, Error> {
+        if self.names.get(user_id).is_none() && self.asked.insert(user_id.to_owned()) {
+            let sql = format!("SELECT username FROM {}_users WHERE user_id = $1", self.t);
+            if let Some(r) = tx.row(&sql, [user_id])? {
+                self.names.remember(user_id.to_owned(), r.get(0)?);
+            }
+        }
+        Ok(self.names.get(user_id).unwrap_or("someone").to_owned())
+    }
+}
+
+/// The stories and users whose names an event's notification may need.
+fn mentions(
+    e: &RecordedEvent,
+    stories: &mut Vec<String>,
+    users: &mut Vec<String>,
+) -> Result<(), Error> {
+    match (e.stream.category(), e.event_type.as_str()) {
+        ("story", _) => match decode(e)? {
+            StoryEvent::Created { story_id, .. }
+            | StoryEvent::DetailsUpdated { story_id, .. }
+            | StoryEvent::Published { story_id, .. }
+            | StoryEvent::Archived { story_id, .. } => stories.push(story_id),
+            StoryEvent::MilestoneReached { story_id, .. } => stories.push(story_id),
+        },
+        ("pr", _) => match decode(e)? {
+            PullRequestEvent::Opened {
+                story_id, author, ..
+            } => {
+                stories.push(story_id);
+                users.push(author);
+            }
+            PullRequestEvent::Rejected {
+                story_id,
+                rejected_by,
+                ..
+            } => {
+                stories.push(story_id);
+                users.push(rejected_by);
+            }
+            PullRequestEvent::Reviewed {
+                story_id, reviewer, ..
+            } => {
+                stories.push(story_id);
+                users.push(reviewer);
+            }
+            _ => {}
+        },
+        ("user", "user.followed") => {
+            if let UserEvent::Followed { user_id, .. } = decode(e)? {
+                users.push(user_id);
+            }
+        }
+        ("chapter", "chapter.branched") => {
+            if let ChapterTreeEvent::Branched {
+                story_id, author, ..
+            } = decode(e)?
+            {
+                stories.push(story_id);
+                users.push(author);
+            }
+        }
+        ("collaboration", _) => match decode(e)? {
+            CollaborationEvent::Invited {
+                story_id,
+                invited_by,
+                ..
+            } => {
+                stories.push(story_id);
+                users.push(invited_by);
+            }
+            CollaborationEvent::Joined {
+                story_id, user_id, ..
+            }
+            | CollaborationEvent::Left {
+                story_id, user_id, ..
+            }
+            | CollaborationEvent::RoleChanged {
+                story_id, user_id, ..
+            } => {
+                stories.push(story_id);
+                users.push(user_id);
+            }
+        },
+        ("engagement", "comment.posted") => {
+            if let EngagementEvent::CommentPosted {
+                user_id, target, ..
+            } = decode(e)?
+            {
+                stories.push(target.story_id);
+                users.push(user_id);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Filtered for InboxModel {
@@ -461,7 +592,7 @@ impl Filtered for InboxModel {
     ];
 }
 
-impl EventByEvent for InboxModel {
+impl SqlReadModel for InboxModel {
     fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         let t = &self.t;
         ddl(tx, &format!(
@@ -476,23 +607,45 @@ impl EventByEvent for InboxModel {
         ))
     }
 
-    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
-        let notes = self.notes(tx, e)?;
-        let sql = format!("INSERT INTO {} (event_id, user_id, kind, message, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", self.t);
-        for note in notes {
-            run(
-                tx,
-                &sql,
-                (
-                    e.id.to_string(),
-                    &note.user,
-                    note.kind,
-                    &note.message,
-                    at_text(&e.recorded_at),
-                ),
-            )?;
+    /// Loads the stories and usernames the batch mentions (a few queries), works out the
+    /// notifications with them, and inserts every notification of the batch in one
+    /// statement. Follows, memberships and read marks are written as they come: later
+    /// events of the batch read them.
+    fn apply_batch(&self, tx: &mut dyn SqlTx, events: &[RecordedEvent]) -> recount::Result<()> {
+        let mut lk = Lookups::load(tx, &self.t, events)?;
+        let mut notes: Vec<(String, Note, String)> = Vec::new();
+        for e in events {
+            let id = e.id.to_string();
+            let at = at_text(&e.recorded_at);
+            for note in self.notes(tx, &mut lk, e)? {
+                notes.push((id.clone(), note, at.clone()));
+            }
         }
-        Ok(())
+        let rows: Vec<Vec<SqlValue<'_>>> = notes
+            .iter()
+            .map(|(id, n, at)| {
+                vec![
+                    id.into(),
+                    (&n.user).into(),
+                    n.kind.into(),
+                    (&n.message).into(),
+                    at.into(),
+                ]
+            })
+            .collect();
+        recount::sql::insert_new(
+            tx,
+            &self.t,
+            &["event_id", "user_id", "kind", "message", "at"],
+            &rows,
+        )?;
+        lk.names.write(tx)?;
+        lk.stories.write(
+            tx,
+            &format!("{}_stories", self.t),
+            &["story_id", "owner", "title"],
+            |(owner, title), id| vec![id.into(), owner.into(), title.into()],
+        )
     }
 
     fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {

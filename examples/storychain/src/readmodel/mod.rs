@@ -14,7 +14,7 @@ mod queries;
 mod stats;
 
 pub use progress::{
-    level_for, Award, Badge, BADGES, BRANCH_XP, CHAPTER_XP, MERGED_PR_XP, STORY_XP, UPVOTE_XP,
+    level_for, Badge, BADGES, BRANCH_XP, CHAPTER_XP, MERGED_PR_XP, STORY_XP, UPVOTE_XP,
 };
 pub use queries::{
     CatalogueQuery, ChapterRow, Notification, ProfileRow, ReadModels, Sort, StatRow, StoryRow,
@@ -22,8 +22,9 @@ pub use queries::{
 
 use crate::app::Store;
 use recount::projection::{active_version, Consumer};
-use recount::sql::{IntoSqlParams, SqlProjection, SqlReadModel, SqlTx};
+use recount::sql::{IntoSqlParams, SqlProjection, SqlReadModel, SqlRow, SqlTx, SqlValue};
 use recount::{Error, EventStore, LogFilter, RecordedEvent};
+use std::collections::{BTreeSet, HashMap};
 
 /// The projections StoryChain keeps, by name.
 pub const PROJECTIONS: [&str; 5] = ["catalogue", "chapters", "profiles", "stats", "inbox"];
@@ -33,19 +34,6 @@ pub type AnyProjection = Box<dyn Consumer>;
 
 /// Projection `name` at `version` (its tables are `<name>_v<version>…`).
 pub fn projection(store: &Store, name: &str, version: u32) -> Result<AnyProjection, Error> {
-    fn boxed<M: EventByEvent + Filtered>(
-        store: &Store,
-        name: &str,
-        version: u32,
-        model: M,
-    ) -> AnyProjection {
-        let filter = model.filter();
-        Box::new(
-            SqlProjection::new(store.clone(), name, EachEvent(model))
-                .with_version(version)
-                .with_filter(filter),
-        )
-    }
     fn batched<M: SqlReadModel + Filtered>(
         store: &Store,
         name: &str,
@@ -60,11 +48,11 @@ pub fn projection(store: &Store, name: &str, version: u32) -> Result<AnyProjecti
         )
     }
     Ok(match name {
-        "catalogue" => boxed(store, name, version, catalogue::Catalogue::new(version)),
-        "chapters" => boxed(store, name, version, chapters::Chapters::new(version)),
-        "profiles" => boxed(store, name, version, profiles::Profiles::new(version)),
+        "catalogue" => batched(store, name, version, catalogue::Catalogue::new(version)),
+        "chapters" => batched(store, name, version, chapters::Chapters::new(version)),
+        "profiles" => batched(store, name, version, profiles::Profiles::new(version)),
         "stats" => batched(store, name, version, stats::Stats::new(version)),
-        "inbox" => boxed(store, name, version, inbox::InboxModel::new(version)),
+        "inbox" => batched(store, name, version, inbox::InboxModel::new(version)),
         other => {
             return Err(Error::invalid(
                 "projection",
@@ -80,6 +68,17 @@ pub fn projection(store: &Store, name: &str, version: u32) -> Result<AnyProjecti
 /// The version readers use: the one a rebuild last switched to, else 1.
 pub async fn active(store: &impl EventStore, name: &str) -> Result<u32, Error> {
     Ok(active_version(store, name).await?.unwrap_or(1))
+}
+
+/// The checkpoint of projection `name` at its active version (`None`: never run).
+pub async fn position(
+    store: &impl EventStore,
+    name: &str,
+) -> Result<Option<recount::Cursor>, Error> {
+    let version = active(store, name).await?;
+    store
+        .load_checkpoint(&recount::projection::checkpoint_name(name, version, None))
+        .await
 }
 
 /// Waits until every projection in `names` (at its active version) has passed `cursor`, up
@@ -125,30 +124,128 @@ pub(crate) trait Filtered {
     }
 }
 
-/// A read model that applies one event at a time.
-pub(crate) trait EventByEvent: Send + Sync + 'static {
-    /// Creates the model's tables if they do not exist.
-    fn setup(&self, tx: &mut dyn SqlTx) -> Result<(), Error>;
-    /// Applies one event.
-    fn apply(&self, tx: &mut dyn SqlTx, event: &RecordedEvent) -> Result<(), Error>;
-    /// Drops the model's tables.
-    fn drop_tables(&self, tx: &mut dyn SqlTx) -> Result<(), Error>;
+/// Rows of one table keyed by a text id: loaded for a batch in one query, changed in memory
+/// event by event, the changed ones written back in one upsert.
+pub(crate) struct Keyed<R> {
+    rows: HashMap<String, R>,
+    dirty: BTreeSet<String>,
 }
 
-/// An [`EventByEvent`] model as a [`SqlReadModel`].
-pub(crate) struct EachEvent<M>(M);
-
-impl<M: EventByEvent> SqlReadModel for EachEvent<M> {
-    fn setup(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
-        self.0.setup(tx)
+impl<R> Keyed<R> {
+    /// The rows of `select` (a `SELECT … FROM …` whose first column is the key `key`) for
+    /// `keys`.
+    pub(crate) fn load(
+        tx: &mut dyn SqlTx,
+        select: &str,
+        key: &str,
+        keys: &[&str],
+        from_row: impl Fn(&SqlRow) -> Result<(String, R), Error>,
+    ) -> Result<Self, Error> {
+        let keys: BTreeSet<&str> = keys.iter().copied().collect();
+        let mut rows = HashMap::with_capacity(keys.len());
+        if !keys.is_empty() {
+            let keys: Vec<SqlValue<'_>> = keys.into_iter().map(Into::into).collect();
+            for row in recount::sql::select_in(tx, select, key, &keys)? {
+                let (k, r) = from_row(&row)?;
+                rows.insert(k, r);
+            }
+        }
+        Ok(Keyed {
+            rows,
+            dirty: BTreeSet::new(),
+        })
     }
 
-    fn apply_batch(&self, tx: &mut dyn SqlTx, events: &[RecordedEvent]) -> Result<(), Error> {
-        events.iter().try_for_each(|e| self.0.apply(tx, e))
+    /// The row of `key` (loaded or inserted in this batch), to change.
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut R> {
+        let row = self.rows.get_mut(key)?;
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        }
+        Some(row)
     }
 
-    fn drop_tables(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
-        self.0.drop_tables(tx)
+    /// The row of `key`, to read.
+    pub(crate) fn get(&self, key: &str) -> Option<&R> {
+        self.rows.get(key)
+    }
+
+    /// A row read outside [`load`](Self::load), kept as it is (not written back).
+    pub(crate) fn remember(&mut self, key: String, row: R) {
+        self.rows.entry(key).or_insert(row);
+    }
+
+    /// Inserts a row unless one with its key exists (`INSERT … ON CONFLICT DO NOTHING`).
+    pub(crate) fn insert_new(&mut self, key: String, row: R) {
+        if !self.rows.contains_key(&key) {
+            self.dirty.insert(key.clone());
+            self.rows.insert(key, row);
+        }
+    }
+
+    /// Writes the changed rows into `table` (`columns[0]` is the key).
+    pub(crate) fn write(
+        &self,
+        tx: &mut dyn SqlTx,
+        table: &str,
+        columns: &[&str],
+        values: impl for<'a> Fn(&'a R, &'a str) -> Vec<SqlValue<'a>>,
+    ) -> Result<(), Error> {
+        let rows: Vec<Vec<SqlValue<'_>>> = self
+            .dirty
+            .iter()
+            .filter_map(|k| self.rows.get(k).map(|r| values(r, k)))
+            .collect();
+        recount::sql::upsert(tx, table, columns, &columns[..1], &rows).map(drop)
+    }
+}
+
+/// A `(user_id, username)` table: the names a batch needs, loaded in one query; those it
+/// registers, written in one statement.
+pub(crate) struct Usernames {
+    table: String,
+    known: HashMap<String, String>,
+    new: Vec<(String, String)>,
+}
+
+impl Usernames {
+    /// The names of `ids` in `table`.
+    pub(crate) fn load(tx: &mut dyn SqlTx, table: &str, ids: &[&str]) -> Result<Self, Error> {
+        let select = format!("SELECT user_id, username FROM {table}");
+        let known = Keyed::load(tx, &select, "user_id", ids, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Usernames {
+            table: table.to_owned(),
+            known: known.rows,
+            new: Vec::new(),
+        })
+    }
+
+    /// A registration (the first of a user's wins).
+    pub(crate) fn register(&mut self, user_id: String, username: String) {
+        if !self.known.contains_key(&user_id) {
+            self.known.insert(user_id.clone(), username.clone());
+            self.new.push((user_id, username));
+        }
+    }
+
+    /// A name read outside [`load`](Self::load), kept as it is (not written back).
+    pub(crate) fn remember(&mut self, user_id: String, username: String) {
+        self.known.entry(user_id).or_insert(username);
+    }
+
+    /// The username of `user_id`, if known.
+    pub(crate) fn get(&self, user_id: &str) -> Option<&str> {
+        self.known.get(user_id).map(String::as_str)
+    }
+
+    /// Writes the registrations.
+    pub(crate) fn write(&self, tx: &mut dyn SqlTx) -> Result<(), Error> {
+        let rows: Vec<Vec<SqlValue<'_>>> = self
+            .new
+            .iter()
+            .map(|(id, name)| vec![id.into(), name.into()])
+            .collect();
+        recount::sql::insert_new(tx, &self.table, &["user_id", "username"], &rows).map(drop)
     }
 }
 

@@ -1,8 +1,8 @@
 //! User profiles: XP, level, badges and counters (rules in [`super::progress`]).
 
 use super::progress::{self, Progress};
-use super::{EventByEvent, Filtered};
-use recount::sql::SqlTx;
+use super::Filtered;
+use recount::sql::{SqlReadModel, SqlTx};
 use recount::RecordedEvent;
 
 /// Tables `profiles_v<n>_users`, `_badges`, `_authors`.
@@ -23,13 +23,13 @@ impl Filtered for Profiles {
     const EVENT_TYPES: &'static [&'static str] = &progress::EVENT_TYPES;
 }
 
-impl EventByEvent for Profiles {
+impl SqlReadModel for Profiles {
     fn setup(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {
         self.progress.setup(tx)
     }
 
-    fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> recount::Result<()> {
-        self.progress.apply(tx, e).map(drop)
+    fn apply_batch(&self, tx: &mut dyn SqlTx, events: &[RecordedEvent]) -> recount::Result<()> {
+        self.progress.apply_batch(tx, events)
     }
 
     fn drop_tables(&self, tx: &mut dyn SqlTx) -> recount::Result<()> {

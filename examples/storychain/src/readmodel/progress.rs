@@ -1,10 +1,10 @@
-//! XP, levels and badges: the rules, and the tables that keep them (shared by the profile
-//! and inbox models, each on its own tables).
+//! XP, levels and badges: the rules, and the tables of the profiles model that keep them.
 
-use super::{ddl, run};
+use super::{ddl, Keyed};
 use crate::domain::{ChapterTreeEvent, EngagementEvent, StoryEvent, UserEvent};
-use recount::sql::SqlTx;
+use recount::sql::{SqlRow, SqlTx, SqlValue};
 use recount::{Error, RecordedEvent};
+use std::collections::HashSet;
 
 /// XP for creating a story.
 pub const STORY_XP: i64 = 50;
@@ -77,25 +77,6 @@ pub const BADGES: [Badge; 7] = [
     },
 ];
 
-/// Something a user earned with an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Award {
-    /// Reached a new level.
-    LevelUp {
-        /// Who.
-        user_id: String,
-        /// The new level.
-        level: i64,
-    },
-    /// Earned a badge.
-    Badge {
-        /// Who.
-        user_id: String,
-        /// Which.
-        badge: &'static str,
-    },
-}
-
 /// The event types that change XP, counters or names.
 pub(crate) const EVENT_TYPES: [&str; 10] = [
     "user.registered",
@@ -110,10 +91,104 @@ pub(crate) const EVENT_TYPES: [&str; 10] = [
     "vote.changed",
 ];
 
+/// The counters of a profile, in column order.
+const COUNTERS: [&str; 7] = [
+    "stories",
+    "chapters",
+    "branches",
+    "merged_prs",
+    "upvotes",
+    "followers",
+    "following",
+];
+
+const USER_COLUMNS: [&str; 12] = [
+    "user_id",
+    "username",
+    "display_name",
+    "xp",
+    "level",
+    "stories",
+    "chapters",
+    "branches",
+    "merged_prs",
+    "upvotes",
+    "followers",
+    "following",
+];
+
+fn counter(name: &str) -> usize {
+    COUNTERS.iter().position(|c| *c == name).unwrap_or(0)
+}
+
+/// A user's row.
+#[derive(Debug, Clone)]
+struct Profile {
+    username: String,
+    display_name: String,
+    xp: i64,
+    level: i64,
+    counts: [i64; 7],
+}
+
+impl Profile {
+    fn from_row(r: &SqlRow) -> Result<(String, Profile), Error> {
+        let mut counts = [0; 7];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = r.get(5 + i)?;
+        }
+        Ok((
+            r.get(0)?,
+            Profile {
+                username: r.get(1)?,
+                display_name: r.get(2)?,
+                xp: r.get(3)?,
+                level: r.get(4)?,
+                counts,
+            },
+        ))
+    }
+
+    fn values<'a>(&'a self, id: &'a str) -> Vec<SqlValue<'a>> {
+        let mut v: Vec<SqlValue<'a>> = vec![
+            id.into(),
+            (&self.username).into(),
+            (&self.display_name).into(),
+            self.xp.into(),
+            self.level.into(),
+        ];
+        v.extend(self.counts.iter().map(|c| SqlValue::from(*c)));
+        v
+    }
+}
+
+/// What an event does to profiles, decoded once per batch.
+enum Op {
+    Register(String, String, String),
+    Display(String, String),
+    Count(String, &'static str, i64),
+    Credit(String, i64, &'static str, i64),
+    Author(String, String),
+    Upvote {
+        voter: String,
+        target: String,
+        previous: i8,
+        value: i8,
+    },
+}
+
 /// The progress tables under one prefix.
 #[derive(Debug)]
 pub(crate) struct Progress {
     prefix: String,
+}
+
+/// The batch's view of the tables.
+struct Batch {
+    users: Keyed<Profile>,
+    authors: Keyed<String>,
+    badges: HashSet<(String, &'static str)>,
+    new_badges: Vec<(String, &'static str)>,
 }
 
 impl Progress {
@@ -139,191 +214,241 @@ impl Progress {
         ddl(tx, &format!("DROP TABLE IF EXISTS {p}_users; DROP TABLE IF EXISTS {p}_badges; DROP TABLE IF EXISTS {p}_authors;"))
     }
 
-    /// Applies one event; returns what it earned.
-    pub(crate) fn apply(&self, tx: &mut dyn SqlTx, e: &RecordedEvent) -> Result<Vec<Award>, Error> {
+    fn ops(e: &RecordedEvent, out: &mut Vec<Op>) -> Result<(), Error> {
         match e.stream.category() {
-            "user" => self.user_event(tx, super::decode(e)?),
-            "story" => match super::decode(e)? {
-                StoryEvent::Created {
-                    story_id, author, ..
+            "user" => match e.decode()? {
+                UserEvent::Registered {
+                    user_id,
+                    username,
+                    display_name,
+                    ..
+                } => out.push(Op::Register(user_id, username, display_name)),
+                UserEvent::ProfileUpdated {
+                    user_id,
+                    display_name,
+                    ..
+                } => out.push(Op::Display(user_id, display_name)),
+                UserEvent::Followed {
+                    user_id, followee, ..
                 } => {
-                    self.author(tx, &story_id, &author)?;
-                    self.credit(tx, &author, STORY_XP, "stories", 1)
+                    out.push(Op::Count(user_id, "following", 1));
+                    out.push(Op::Credit(followee, 0, "followers", 1));
                 }
-                _ => Ok(Vec::new()),
+                UserEvent::Unfollowed {
+                    user_id, followee, ..
+                } => {
+                    out.push(Op::Count(user_id, "following", -1));
+                    out.push(Op::Count(followee, "followers", -1));
+                }
+                UserEvent::XpCredited {
+                    user_id, amount, ..
+                } => out.push(Op::Credit(user_id, i64::from(amount), "merged_prs", 1)),
+                // A token's hash is nobody's business but the API's; levels and badges are
+                // recorded from what this model decides: nothing to count again.
+                UserEvent::TokenIssued { .. }
+                | UserEvent::LeveledUp { .. }
+                | UserEvent::BadgeEarned { .. } => {}
             },
-            "chapter" => match super::decode(e)? {
+            "story" => {
+                if let StoryEvent::Created {
+                    story_id, author, ..
+                } = e.decode()?
+                {
+                    out.push(Op::Author(story_id, author.clone()));
+                    out.push(Op::Credit(author, STORY_XP, "stories", 1));
+                }
+            }
+            "chapter" => match e.decode()? {
                 ChapterTreeEvent::Created {
                     chapter_id, author, ..
                 } => {
-                    self.author(tx, &chapter_id, &author)?;
-                    self.credit(tx, &author, CHAPTER_XP, "chapters", 1)
+                    out.push(Op::Author(chapter_id, author.clone()));
+                    out.push(Op::Credit(author, CHAPTER_XP, "chapters", 1));
                 }
                 ChapterTreeEvent::Branched { author, .. } => {
-                    self.credit(tx, &author, BRANCH_XP, "branches", 1)
+                    out.push(Op::Credit(author, BRANCH_XP, "branches", 1))
                 }
-                _ => Ok(Vec::new()),
+                _ => {}
             },
-            "engagement" => match super::decode(e)? {
+            "engagement" => match e.decode()? {
                 EngagementEvent::VoteCast {
                     user_id,
                     target,
                     value,
                     ..
-                } => self.upvote(tx, &user_id, target.id(), 0, value),
+                } => out.push(Op::Upvote {
+                    voter: user_id,
+                    target: target.id().to_owned(),
+                    previous: 0,
+                    value,
+                }),
                 EngagementEvent::VoteChanged {
                     user_id,
                     target,
                     value,
                     previous,
                     ..
-                } => self.upvote(tx, &user_id, target.id(), previous, value),
-                _ => Ok(Vec::new()),
+                } => out.push(Op::Upvote {
+                    voter: user_id,
+                    target: target.id().to_owned(),
+                    previous,
+                    value,
+                }),
+                _ => {}
             },
-            _ => Ok(Vec::new()),
+            _ => {}
         }
+        Ok(())
     }
 
-    fn user_event(&self, tx: &mut dyn SqlTx, event: UserEvent) -> Result<Vec<Award>, Error> {
-        let p = &self.prefix;
-        match event {
-            UserEvent::Registered {
-                user_id,
-                username,
-                display_name,
-                ..
-            } => {
-                let sql = format!("INSERT INTO {p}_users (user_id, username, display_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
-                run(tx, &sql, (&user_id, &username, &display_name))?;
-                Ok(Vec::new())
-            }
-            UserEvent::ProfileUpdated {
-                user_id,
-                display_name,
-                ..
-            } => {
-                run(
-                    tx,
-                    &format!("UPDATE {p}_users SET display_name = $2 WHERE user_id = $1"),
-                    (&user_id, &display_name),
-                )?;
-                Ok(Vec::new())
-            }
-            UserEvent::Followed {
-                user_id, followee, ..
-            } => {
-                self.count(tx, &user_id, "following", 1)?;
-                self.credit(tx, &followee, 0, "followers", 1)
-            }
-            UserEvent::Unfollowed {
-                user_id, followee, ..
-            } => {
-                self.count(tx, &user_id, "following", -1)?;
-                self.count(tx, &followee, "followers", -1)?;
-                Ok(Vec::new())
-            }
-            UserEvent::XpCredited {
-                user_id, amount, ..
-            } => self.credit(tx, &user_id, i64::from(amount), "merged_prs", 1),
-            // A token's hash is nobody's business but the API's.
-            UserEvent::TokenIssued { .. } => Ok(Vec::new()),
-            // Recorded from what this model decides: nothing to count again.
-            UserEvent::LeveledUp { .. } | UserEvent::BadgeEarned { .. } => Ok(Vec::new()),
-        }
-    }
-
-    fn author(&self, tx: &mut dyn SqlTx, target: &str, author: &str) -> Result<(), Error> {
-        let sql = format!(
-            "INSERT INTO {}_authors (target, author) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            self.prefix
-        );
-        run(tx, &sql, (target, author)).map(drop)
-    }
-
-    /// An up-vote counts when a vote becomes +1 and is taken back when a +1 changes.
-    fn upvote(
+    /// Applies a batch: loads the authors of what was voted on, then the users and badges
+    /// the batch concerns (three queries); applies the rules in memory; writes the changed
+    /// users, new badges and new authors (three statements).
+    pub(crate) fn apply_batch(
         &self,
         tx: &mut dyn SqlTx,
-        voter: &str,
-        target: &str,
-        previous: i8,
-        value: i8,
-    ) -> Result<Vec<Award>, Error> {
-        let delta = i64::from(value.max(0)) - i64::from(previous.max(0));
-        let sql = format!(
-            "SELECT author FROM {}_authors WHERE target = $1",
-            self.prefix
-        );
-        let author: Option<String> = tx.row(&sql, [target])?.map(|r| r.get(0)).transpose()?;
-        match author {
-            Some(author) if delta != 0 && author != voter => {
-                self.credit(tx, &author, UPVOTE_XP * delta, "upvotes", delta)
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    fn count(
-        &self,
-        tx: &mut dyn SqlTx,
-        user: &str,
-        counter: &str,
-        delta: i64,
+        events: &[RecordedEvent],
     ) -> Result<(), Error> {
-        let sql = format!(
-            "UPDATE {}_users SET {counter} = {counter} + $2 WHERE user_id = $1",
-            self.prefix
-        );
-        run(tx, &sql, (user, delta)).map(drop)
+        let p = &self.prefix;
+        let mut ops = Vec::new();
+        for e in events {
+            Self::ops(e, &mut ops)?;
+        }
+        let targets: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Upvote { target, .. } => Some(target.as_str()),
+                _ => None,
+            })
+            .collect();
+        let authors = Keyed::load(
+            tx,
+            &format!("SELECT target, author FROM {p}_authors"),
+            "target",
+            &targets,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut user_ids: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| authors.get(t).map(String::as_str))
+            .collect();
+        for op in &ops {
+            match op {
+                Op::Register(u, ..)
+                | Op::Display(u, _)
+                | Op::Count(u, ..)
+                | Op::Credit(u, ..)
+                | Op::Author(_, u) => user_ids.push(u),
+                Op::Upvote { .. } => {}
+            }
+        }
+        let users = Keyed::load(
+            tx,
+            &format!("SELECT {} FROM {p}_users", USER_COLUMNS.join(", ")),
+            "user_id",
+            &user_ids,
+            Profile::from_row,
+        )?;
+        let mut badges = HashSet::new();
+        let ids: Vec<SqlValue<'_>> = user_ids.iter().map(|u| SqlValue::from(*u)).collect();
+        if !ids.is_empty() {
+            let select = format!("SELECT user_id, badge FROM {p}_badges");
+            for r in recount::sql::select_in(tx, &select, "user_id", &ids)? {
+                let badge: String = r.get(1)?;
+                if let Some(b) = BADGES.iter().find(|b| b.name == badge) {
+                    badges.insert((r.get(0)?, b.name));
+                }
+            }
+        }
+        let mut batch = Batch {
+            users,
+            authors,
+            badges,
+            new_badges: Vec::new(),
+        };
+        for op in ops {
+            batch.apply(op);
+        }
+        batch
+            .users
+            .write(tx, &format!("{p}_users"), &USER_COLUMNS, Profile::values)?;
+        batch.authors.write(
+            tx,
+            &format!("{p}_authors"),
+            &["target", "author"],
+            |a, k| vec![k.into(), a.into()],
+        )?;
+        let rows: Vec<Vec<SqlValue<'_>>> = batch
+            .new_badges
+            .iter()
+            .map(|(u, b)| vec![u.into(), (*b).into()])
+            .collect();
+        recount::sql::insert_new(tx, &format!("{p}_badges"), &["user_id", "badge"], &rows)?;
+        Ok(())
+    }
+}
+
+impl Batch {
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Register(user_id, username, display_name) => self.users.insert_new(
+                user_id,
+                Profile {
+                    username,
+                    display_name,
+                    xp: 0,
+                    level: 1,
+                    counts: [0; 7],
+                },
+            ),
+            Op::Display(user_id, display_name) => {
+                if let Some(u) = self.users.get_mut(&user_id) {
+                    u.display_name = display_name;
+                }
+            }
+            Op::Count(user_id, name, delta) => {
+                if let Some(u) = self.users.get_mut(&user_id) {
+                    u.counts[counter(name)] += delta;
+                }
+            }
+            Op::Credit(user_id, xp, name, delta) => self.credit(&user_id, xp, name, delta),
+            Op::Author(target, author) => self.authors.insert_new(target, author),
+            // An up-vote counts when a vote becomes +1 and is taken back when a +1 changes.
+            Op::Upvote {
+                voter,
+                target,
+                previous,
+                value,
+            } => {
+                let delta = i64::from(value.max(0)) - i64::from(previous.max(0));
+                match self.authors.get(&target).cloned() {
+                    Some(author) if delta != 0 && author != voter => {
+                        self.credit(&author, UPVOTE_XP * delta, "upvotes", delta)
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
-    /// Adds XP and a counter, then awards a level-up (levels never go down) and badges.
-    fn credit(
-        &self,
-        tx: &mut dyn SqlTx,
-        user: &str,
-        xp: i64,
-        counter: &str,
-        delta: i64,
-    ) -> Result<Vec<Award>, Error> {
-        let p = &self.prefix;
-        let sql = format!(
-            "UPDATE {p}_users SET xp = xp + $2, {counter} = {counter} + $3 WHERE user_id = $1 RETURNING xp, level, {counter}"
-        );
-        let row: Option<(i64, i64, i64)> = tx
-            .row(&sql, (user, xp, delta))?
-            .map(|r| Ok::<_, Error>((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .transpose()?;
-        let Some((xp, level, count)) = row else {
-            return Ok(Vec::new());
+    /// Adds XP and a counter, then raises the level (levels never go down) and awards the
+    /// badges the counter earned.
+    fn credit(&mut self, user_id: &str, xp: i64, name: &'static str, delta: i64) {
+        let Some(u) = self.users.get_mut(user_id) else {
+            return;
         };
-        let mut awards = Vec::new();
-        let new_level = level_for(xp);
-        if new_level > level {
-            run(
-                tx,
-                &format!("UPDATE {p}_users SET level = $2 WHERE user_id = $1"),
-                (user, new_level),
-            )?;
-            awards.push(Award::LevelUp {
-                user_id: user.to_owned(),
-                level: new_level,
-            });
-        }
+        let i = counter(name);
+        u.xp += xp;
+        u.counts[i] += delta;
+        u.level = u.level.max(level_for(u.xp));
+        let count = u.counts[i];
         for badge in BADGES
             .iter()
-            .filter(|b| b.counter == counter && count >= b.threshold)
+            .filter(|b| b.counter == name && count >= b.threshold)
         {
-            let sql = format!(
-                "INSERT INTO {p}_badges (user_id, badge) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-            );
-            if run(tx, &sql, (user, badge.name))? == 1 {
-                awards.push(Award::Badge {
-                    user_id: user.to_owned(),
-                    badge: badge.name,
-                });
+            if self.badges.insert((user_id.to_owned(), badge.name)) {
+                self.new_badges.push((user_id.to_owned(), badge.name));
             }
         }
-        Ok(awards)
     }
 }

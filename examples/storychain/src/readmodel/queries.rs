@@ -3,9 +3,10 @@
 
 use super::{active, PROJECTIONS};
 use crate::app::Store;
-use recount::sql::{SqlEngine, SqlRow, SqlTx};
+use recount::sql::{SqlEngine, SqlRow, SqlStore, SqlValue};
 use recount::Error;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// How to sort the catalogue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,12 +122,13 @@ pub struct StatRow {
     pub last_at: String,
 }
 
-/// The read models, at the versions readers use. Each query runs on one read connection
-/// of the store.
+/// The read models, at the versions readers use. Each query runs on a read connection of
+/// the store; tables once seen to exist are not looked up again.
 #[derive(Debug, Clone)]
 pub struct ReadModels {
     store: Store,
     versions: BTreeMap<&'static str, u32>,
+    seen: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 fn story_row(r: &SqlRow) -> Result<StoryRow, Error> {
@@ -143,21 +145,12 @@ fn story_row(r: &SqlRow) -> Result<StoryRow, Error> {
     })
 }
 
-/// The table names of the versions readers use, for queries run on a read connection.
-#[derive(Debug, Clone)]
-struct Tables(BTreeMap<&'static str, u32>);
-
-impl Tables {
-    /// The table of `name` at its active version, if it exists yet.
-    fn get(&self, tx: &mut dyn SqlTx, name: &str, suffix: &str) -> Result<Option<String>, Error> {
-        let version = self.0.get(name).copied().unwrap_or(1);
-        let table = format!("{name}_v{version}{suffix}");
-        Ok(tx.table_exists(&table)?.then_some(table))
-    }
-}
-
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn text(s: &str) -> SqlValue<'static> {
+    SqlValue::from(s.to_owned())
 }
 
 impl ReadModels {
@@ -170,156 +163,174 @@ impl ReadModels {
         Ok(ReadModels {
             store: store.clone(),
             versions,
+            seen: Arc::default(),
         })
     }
 
-    /// Runs `read` on a read connection with the active tables.
-    async fn read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&mut dyn SqlTx, &Tables) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        let tables = Tables(self.versions.clone());
-        recount::sql::read(&self.store, move |tx| read(tx, &tables)).await
+    /// The table of `name` at its active version, if it exists yet.
+    async fn table(&self, name: &str, suffix: &str) -> Result<Option<String>, Error> {
+        let version = self.versions.get(name).copied().unwrap_or(1);
+        let table = format!("{name}_v{version}{suffix}");
+        let known = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&table);
+        if known || self.store.sql_table_exists(&table).await? {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(table.clone());
+            return Ok(Some(table));
+        }
+        Ok(None)
+    }
+
+    async fn rows(&self, sql: &str, params: Vec<SqlValue<'static>>) -> Result<Vec<SqlRow>, Error> {
+        self.store.query_sql(sql, params).await
     }
 
     /// Net votes, reads and branches of a story, as the catalogue has them.
     pub async fn story_counts(&self, story_id: &str) -> Result<Option<[i64; 3]>, Error> {
-        let story_id = story_id.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "catalogue", "")? else {
-                return Ok(None);
-            };
-            let sql = format!("SELECT votes, reads, branches FROM {t} WHERE story_id = $1");
-            tx.row(&sql, [&story_id])?
-                .map(|r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
-                .transpose()
-        })
-        .await
+        let Some(t) = self.table("catalogue", "").await? else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT votes, reads, branches FROM {t} WHERE story_id = $1");
+        self.rows(&sql, vec![text(story_id)])
+            .await?
+            .first()
+            .map(|r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
+            .transpose()
     }
 
     /// Stories matching `q`.
     pub async fn catalogue(&self, q: &CatalogueQuery) -> Result<Vec<StoryRow>, Error> {
-        let q = q.clone();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "catalogue", "")? else {
-                return Ok(Vec::new());
-            };
-            let order = match q.sort {
-                Sort::Votes => "votes DESC, created_at DESC",
-                Sort::Recent => "created_at DESC",
-            };
-            // Only the filters given are in the statement: `$1 IS NULL OR …` would need a
-            // typed NULL on PostgreSQL.
-            let mut filters = Vec::new();
-            let mut params: Vec<recount::sql::SqlValue<'_>> = Vec::new();
-            for (column, value) in [("genre", &q.genre), ("author", &q.author), ("status", &q.status)] {
-                if let Some(v) = value {
-                    params.push(v.into());
-                    filters.push(format!("{column} = ${}", params.len()));
-                }
+        let Some(t) = self.table("catalogue", "").await? else {
+            return Ok(Vec::new());
+        };
+        let order = match q.sort {
+            Sort::Votes => "votes DESC, created_at DESC",
+            Sort::Recent => "created_at DESC",
+        };
+        // Only the filters given are in the statement: `$1 IS NULL OR …` would need a typed
+        // NULL on PostgreSQL.
+        let mut filters = Vec::new();
+        let mut params = Vec::new();
+        for (column, value) in [
+            ("genre", &q.genre),
+            ("author", &q.author),
+            ("status", &q.status),
+        ] {
+            if let Some(v) = value {
+                params.push(text(v));
+                filters.push(format!("{column} = ${}", params.len()));
             }
-            let filter = if filters.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", filters.join(" AND "))
-            };
-            params.push(limit(q.limit).into());
-            params.push(limit(q.offset).into());
-            let (l, o) = (params.len() - 1, params.len());
-            let sql = format!(
-                "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
-                 {filter} ORDER BY {order}, story_id LIMIT ${l} OFFSET ${o}"
-            );
-            tx.query(&sql, &params)?.iter().map(story_row).collect()
-        })
-        .await
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        params.push(limit(q.limit).into());
+        params.push(limit(q.offset).into());
+        let (l, o) = (params.len() - 1, params.len());
+        let sql = format!(
+            "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
+             {filter} ORDER BY {order}, story_id LIMIT ${l} OFFSET ${o}"
+        );
+        self.rows(&sql, params)
+            .await?
+            .iter()
+            .map(story_row)
+            .collect()
     }
 
     /// One story of the catalogue.
     pub async fn story(&self, story_id: &str) -> Result<Option<StoryRow>, Error> {
-        let story_id = story_id.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "catalogue", "")? else {
-                return Ok(None);
-            };
-            let sql = format!(
-                "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
-                 WHERE story_id = $1"
-            );
-            tx.row(&sql, [&story_id])?.as_ref().map(story_row).transpose()
-        })
-        .await
+        let Some(t) = self.table("catalogue", "").await? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT story_id, title, genre, author, status, visibility, votes, chapters, branches FROM {t}
+             WHERE story_id = $1"
+        );
+        self.rows(&sql, vec![text(story_id)])
+            .await?
+            .first()
+            .map(story_row)
+            .transpose()
     }
 
     /// The chapters of a story, oldest first.
     pub async fn chapter_tree(&self, story_id: &str) -> Result<Vec<ChapterRow>, Error> {
-        let story_id = story_id.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "chapters", "")? else {
-                return Ok(Vec::new());
-            };
-            let sql = format!(
-                "SELECT chapter_id, parent, author, title, words, branched, published, votes FROM {t}
-                 WHERE story_id = $1 ORDER BY created_at, chapter_id"
-            );
-            tx.rows(&sql, [&story_id])?
-                .iter()
-                .map(|r| {
-                    Ok(ChapterRow {
-                        chapter_id: r.get(0)?,
-                        parent: r.get(1)?,
-                        author: r.get(2)?,
-                        title: r.get(3)?,
-                        words: r.get(4)?,
-                        branched: r.get(5)?,
-                        published: r.get(6)?,
-                        votes: r.get(7)?,
-                    })
+        let Some(t) = self.table("chapters", "").await? else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT chapter_id, parent, author, title, words, branched, published, votes FROM {t}
+             WHERE story_id = $1 ORDER BY created_at, chapter_id"
+        );
+        self.rows(&sql, vec![text(story_id)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ChapterRow {
+                    chapter_id: r.get(0)?,
+                    parent: r.get(1)?,
+                    author: r.get(2)?,
+                    title: r.get(3)?,
+                    words: r.get(4)?,
+                    branched: r.get(5)?,
+                    published: r.get(6)?,
+                    votes: r.get(7)?,
                 })
-                .collect()
-        })
-        .await
+            })
+            .collect()
     }
 
     /// Profiles of the given users (all when empty), highest XP first.
     pub async fn profiles(&self, users: &[String], limit: usize) -> Result<Vec<ProfileRow>, Error> {
-        let users = users.to_vec();
-        self.read(move |tx, tables| {
-            let (Some(t), Some(b)) = (
-                tables.get(tx, "profiles", "_users")?,
-                tables.get(tx, "profiles", "_badges")?,
-            ) else {
-                return Ok(Vec::new());
-            };
-            let mut badges = BTreeMap::<String, Vec<String>>::new();
-            for r in tx.rows(&format!("SELECT user_id, badge FROM {b} ORDER BY user_id, badge"), ())? {
-                badges.entry(r.get(0)?).or_default().push(r.get(1)?);
+        let (Some(t), Some(b)) = (
+            self.table("profiles", "_users").await?,
+            self.table("profiles", "_badges").await?,
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut badges = BTreeMap::<String, Vec<String>>::new();
+        let sql = format!("SELECT user_id, badge FROM {b} ORDER BY user_id, badge");
+        for r in self.rows(&sql, Vec::new()).await? {
+            badges.entry(r.get(0)?).or_default().push(r.get(1)?);
+        }
+        let sql = format!(
+            "SELECT user_id, username, xp, level, stories, chapters, branches, merged_prs, upvotes, followers
+             FROM {t} ORDER BY xp DESC, username"
+        );
+        let mut out = Vec::new();
+        for r in self.rows(&sql, Vec::new()).await? {
+            let user_id: String = r.get(0)?;
+            if !users.is_empty() && !users.contains(&user_id) {
+                continue;
             }
-            let sql = format!(
-                "SELECT user_id, username, xp, level, stories, chapters, branches, merged_prs, upvotes, followers
-                 FROM {t} ORDER BY xp DESC, username"
-            );
-            let mut out = Vec::new();
-            for r in tx.rows(&sql, ())? {
-                let user_id: String = r.get(0)?;
-                if !users.is_empty() && !users.contains(&user_id) {
-                    continue;
-                }
-                if out.len() == limit {
-                    break;
-                }
-                out.push(ProfileRow {
-                    badges: badges.remove(&user_id).unwrap_or_default(),
-                    user_id,
-                    username: r.get(1)?,
-                    xp: r.get(2)?,
-                    level: r.get(3)?,
-                    counts: [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
-                });
+            if out.len() == limit {
+                break;
             }
-            Ok(out)
-        })
-        .await
+            out.push(ProfileRow {
+                badges: badges.remove(&user_id).unwrap_or_default(),
+                user_id,
+                username: r.get(1)?,
+                xp: r.get(2)?,
+                level: r.get(3)?,
+                counts: [
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ],
+            });
+        }
+        Ok(out)
     }
 
     /// One user's level and badges in the profiles model (`None`: not there yet).
@@ -327,49 +338,39 @@ impl ReadModels {
         &self,
         user_id: &str,
     ) -> Result<Option<(i64, Vec<String>)>, Error> {
-        let user_id = user_id.to_owned();
-        self.read(move |tx, tables| {
-            let (Some(t), Some(b)) = (
-                tables.get(tx, "profiles", "_users")?,
-                tables.get(tx, "profiles", "_badges")?,
-            ) else {
-                return Ok(None);
-            };
-            let Some(level) = tx.row(
-                &format!("SELECT level FROM {t} WHERE user_id = $1"),
-                [&user_id],
-            )?
-            else {
-                return Ok(None);
-            };
-            let badges = tx
-                .rows(
-                    &format!("SELECT badge FROM {b} WHERE user_id = $1 ORDER BY badge"),
-                    [&user_id],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect::<Result<_, _>>()?;
-            Ok(Some((level.get(0)?, badges)))
-        })
-        .await
+        let (Some(t), Some(b)) = (
+            self.table("profiles", "_users").await?,
+            self.table("profiles", "_badges").await?,
+        ) else {
+            return Ok(None);
+        };
+        // One query: the level, and each badge (NULL when none).
+        let sql = format!(
+            "SELECT {t}.level, {b}.badge FROM {t} LEFT JOIN {b} ON {b}.user_id = {t}.user_id
+             WHERE {t}.user_id = $1 ORDER BY {b}.badge"
+        );
+        let rows = self.rows(&sql, vec![text(user_id)]).await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let badges = rows
+            .iter()
+            .filter_map(|r| r.get::<Option<String>>(1).transpose())
+            .collect::<Result<_, _>>()?;
+        Ok(Some((first.get(0)?, badges)))
     }
 
     /// The author of a story or chapter, as the profiles model knows it.
     pub async fn author_of(&self, target: &str) -> Result<Option<String>, Error> {
-        let target = target.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "profiles", "_authors")? else {
-                return Ok(None);
-            };
-            tx.row(
-                &format!("SELECT author FROM {t} WHERE target = $1"),
-                [&target],
-            )?
+        let Some(t) = self.table("profiles", "_authors").await? else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT author FROM {t} WHERE target = $1");
+        self.rows(&sql, vec![text(target)])
+            .await?
+            .first()
             .map(|r| r.get(0))
             .transpose()
-        })
-        .await
     }
 
     /// A user's notifications, oldest first.
@@ -384,113 +385,111 @@ impl ReadModels {
         page: usize,
         offset: usize,
     ) -> Result<Vec<Notification>, Error> {
-        let user_id = user_id.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "inbox", "")? else {
-                return Ok(Vec::new());
-            };
-            let read = read_through_sql(tx, tables, &t)?;
-            let sql = format!(
-                "SELECT kind, message, at, CASE WHEN at <= {read} THEN 1 ELSE 0 END FROM {t}
-                 WHERE user_id = $1 ORDER BY at, event_id, message LIMIT $2 OFFSET $3"
-            );
-            tx.rows(&sql, (&user_id, limit(page), limit(offset)))?
-                .iter()
-                .map(|r| {
-                    Ok(Notification {
-                        kind: r.get(0)?,
-                        message: r.get(1)?,
-                        at: r.get(2)?,
-                        read: r.get(3)?,
-                    })
-                })
-                .collect()
+        let Some(t) = self.table("inbox", "").await? else {
+            return Ok(Vec::new());
+        };
+        let read = self.read_through_sql(&t).await?;
+        let sql = format!(
+            "SELECT kind, message, at, CASE WHEN at <= {read} THEN 1 ELSE 0 END FROM {t}
+             WHERE user_id = $1 ORDER BY at, event_id, message LIMIT $2 OFFSET $3"
+        );
+        self.rows(
+            &sql,
+            vec![text(user_id), limit(page).into(), limit(offset).into()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Notification {
+                kind: r.get(0)?,
+                message: r.get(1)?,
+                at: r.get(2)?,
+                read: r.get(3)?,
+            })
         })
-        .await
+        .collect()
     }
 
     /// How many of the user's notifications are unread.
     pub async fn unread(&self, user_id: &str) -> Result<u64, Error> {
-        let user_id = user_id.to_owned();
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "inbox", "")? else {
-                return Ok(0);
-            };
-            let read = read_through_sql(tx, tables, &t)?;
-            let sql = format!("SELECT count(*) FROM {t} WHERE user_id = $1 AND NOT (at <= {read})");
-            tx.row(&sql, [&user_id])?.map_or(Ok(0), |r| r.get(0))
+        let Some(t) = self.table("inbox", "").await? else {
+            return Ok(0);
+        };
+        let read = self.read_through_sql(&t).await?;
+        let sql = format!("SELECT count(*) FROM {t} WHERE user_id = $1 AND NOT (at <= {read})");
+        self.rows(&sql, vec![text(user_id)])
+            .await?
+            .first()
+            .map_or(Ok(0), |r| r.get(0))
+    }
+
+    /// SQL for the user's read-through time, `''` (before everything) when none; an inbox
+    /// built before read marks existed has no `_read` table.
+    async fn read_through_sql(&self, inbox: &str) -> Result<String, Error> {
+        Ok(match self.table("inbox", "_read").await? {
+            Some(r) => format!(
+                "coalesce((SELECT through FROM {r} WHERE {r}.user_id = {inbox}.user_id), '')"
+            ),
+            None => "''".to_owned(),
         })
-        .await
     }
 
     /// Event counts per type, most frequent first.
     pub async fn stats(&self) -> Result<Vec<StatRow>, Error> {
-        self.read(move |tx, tables| {
-            let Some(t) = tables.get(tx, "stats", "")? else {
-                return Ok(Vec::new());
-            };
-            let sql = format!(
-                "SELECT event_type, count, first_at, last_at FROM {t} ORDER BY count DESC, event_type"
-            );
-            tx.rows(&sql, ())?
-                .iter()
-                .map(|r| {
-                    Ok(StatRow {
-                        event_type: r.get(0)?,
-                        count: r.get(1)?,
-                        first_at: r.get(2)?,
-                        last_at: r.get(3)?,
-                    })
+        let Some(t) = self.table("stats", "").await? else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT event_type, count, first_at, last_at FROM {t} ORDER BY count DESC, event_type"
+        );
+        self.rows(&sql, Vec::new())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(StatRow {
+                    event_type: r.get(0)?,
+                    count: r.get(1)?,
+                    first_at: r.get(2)?,
+                    last_at: r.get(3)?,
                 })
-                .collect()
-        })
-        .await
+            })
+            .collect()
     }
 
     /// Every row of every table of projection `name` at `version`, as sorted text lines with
     /// the version taken out of the table names: two builds of a model compare equal when
     /// their dumps do.
     pub async fn dump(&self, name: &str, version: u32) -> Result<Vec<String>, Error> {
-        let (name, base) = (name.to_owned(), format!("{name}_v{version}"));
-        self.read(move |tx, _| {
-            // The one statement that differs by engine: listing tables.
-            let list = match tx.engine() {
-                SqlEngine::Postgres => {
-                    "SELECT table_name::text FROM information_schema.tables
-                     WHERE table_schema = current_schema() AND (table_name = $1 OR table_name LIKE $1 || '\\_%' ESCAPE '\\')
-                     ORDER BY table_name"
-                }
-                _ => {
-                    "SELECT name FROM sqlite_master
-                     WHERE type = 'table' AND (name = $1 OR name LIKE $1 || '\\_%' ESCAPE '\\') ORDER BY name"
-                }
-            };
-            let tables = tx
-                .rows(list, [&base])?
-                .iter()
-                .map(|r| r.get::<String>(0))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut lines = Vec::new();
-            for table in tables {
-                let label = table.replacen(&base, &name, 1);
-                for row in tx.rows(&format!("SELECT * FROM {table}"), ())? {
-                    lines.push(format!("{label}: {:?}", row.values()));
-                }
+        let base = format!("{name}_v{version}");
+        // The one statement that differs by engine: listing tables.
+        let list = match self.store.sql_engine() {
+            SqlEngine::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND (table_name = $1 OR table_name LIKE $1 || '\\_%' ESCAPE '\\')
+                 ORDER BY table_name"
             }
-            lines.sort();
-            Ok(lines)
-        })
-        .await
-    }
-}
-
-/// SQL for the user's read-through time, `''` (before everything) when none; an inbox built
-/// before read marks existed has no `_read` table.
-fn read_through_sql(tx: &mut dyn SqlTx, tables: &Tables, inbox: &str) -> Result<String, Error> {
-    Ok(match tables.get(tx, "inbox", "_read")? {
-        Some(r) => {
-            format!("coalesce((SELECT through FROM {r} WHERE {r}.user_id = {inbox}.user_id), '')")
+            _ => {
+                "SELECT name FROM sqlite_master
+                 WHERE type = 'table' AND (name = $1 OR name LIKE $1 || '\\_%' ESCAPE '\\') ORDER BY name"
+            }
+        };
+        let tables = self
+            .rows(list, vec![text(&base)])
+            .await?
+            .iter()
+            .map(|r| r.get::<String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut lines = Vec::new();
+        for table in tables {
+            let label = table.replacen(&base, name, 1);
+            for row in self
+                .rows(&format!("SELECT * FROM {table}"), Vec::new())
+                .await?
+            {
+                lines.push(format!("{label}: {:?}", row.values()));
+            }
         }
-        None => "''".to_owned(),
-    })
+        lines.sort();
+        Ok(lines)
+    }
 }
