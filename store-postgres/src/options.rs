@@ -31,6 +31,11 @@ pub struct PgOptions {
     /// transaction of its own, so a busy writer pays for every one. Followers also poll, so
     /// this bounds a wake-up's delay, never whether events are seen.
     pub notify_interval: Duration,
+    /// Connections in the pool [`PgEventStore::connect_with`](crate::PgEventStore::connect_with)
+    /// makes (default 16; at least 1). Several processes on one server share its
+    /// `max_connections` (PostgreSQL's default is 100): four processes of 16 already take 64.
+    /// A pool given to [`from_pool`](crate::PgEventStore::from_pool) keeps its own size.
+    pub pool_size: u32,
 }
 
 impl Default for PgOptions {
@@ -39,6 +44,7 @@ impl Default for PgOptions {
             schema: "recount".to_owned(),
             limits: Limits::default(),
             notify_interval: Duration::from_millis(10),
+            pool_size: 16,
         }
     }
 }
@@ -56,6 +62,12 @@ impl PgOptions {
         self
     }
 
+    /// Sets the pool's size for [`connect_with`](crate::PgEventStore::connect_with).
+    pub fn with_pool_size(mut self, connections: u32) -> Self {
+        self.pool_size = connections;
+        self
+    }
+
     /// Sets the shortest time between two wake-up notifications.
     pub fn with_notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;
@@ -65,6 +77,12 @@ impl PgOptions {
     /// Checks the schema name. It is written into SQL text (a schema cannot be a query
     /// parameter), so only plain lower-case identifiers are accepted.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.pool_size == 0 {
+            return Err(Error::invalid(
+                "pool_size",
+                "a pool needs at least one connection",
+            ));
+        }
         let s = self.schema.as_str();
         let bad = |why: &str| Err(Error::invalid("schema", format!("`{s}`: {why}")));
         if s.is_empty() || s.len() > 63 {

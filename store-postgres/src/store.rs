@@ -19,9 +19,6 @@ use std::time::Duration;
 /// The embedded migrations (`migrations/NNNN_*.sql`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Connections in a pool made by [`PgEventStore::connect`].
-const POOL_SIZE: u32 = 16;
-
 /// Serializes `CREATE SCHEMA` between processes migrating at once (an arbitrary key in the
 /// two-key advisory lock space, which sqlx's own migration lock does not use).
 const MIGRATE_LOCK: (i32, i32) = (crate::queries::LOCK_CLASS, 0);
@@ -67,7 +64,7 @@ impl PgEventStore {
         options.validate()?;
         let connect = PgConnectOptions::from_str(url).map_err(store_error)?;
         let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(options.pool_size)
             // A liveness ping before every checkout would cost a round trip per operation; a
             // dead connection fails its query instead, which is classified as retriable.
             .test_before_acquire(false)
@@ -115,6 +112,7 @@ impl PgEventStore {
             schema,
             limits,
             notify_interval,
+            pool_size: _,
         } = options;
         Ok(PgEventStore {
             shared: Arc::new(Shared {

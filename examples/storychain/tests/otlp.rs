@@ -96,6 +96,8 @@ fn serve(envs: &[(&str, &str)]) -> Result<Served, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_storychain"))
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("storychain.db"))
+        // The SQLite file above, whatever the environment says.
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info,recount=debug")
         .env("NO_COLOR", "1")
         .envs(envs.iter().copied())

@@ -42,7 +42,9 @@ struct Proc(Child);
 impl Proc {
     fn spawn(cmd: &mut Command) -> Proc {
         Proc(
-            cmd.stdout(Stdio::null())
+            // The SQLite file the test names, whatever the environment says.
+            cmd.env_remove("DATABASE_URL")
+                .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
                 .expect("the child starts"),

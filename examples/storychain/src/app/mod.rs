@@ -76,11 +76,32 @@ impl Database {
         Ok(match self {
             Database::Sqlite(path) => Arc::new(SqliteEventStore::open(path).await?),
             Database::Postgres(url) => {
-                let store = PgEventStore::connect(url).await?;
+                let options = recount_postgres::PgOptions::default().with_pool_size(pool_size()?);
+                let store = PgEventStore::connect_with(url, options).await?;
                 store.migrate().await?;
                 Arc::new(store)
             }
         })
+    }
+}
+
+/// Connections per process to PostgreSQL: `STORYCHAIN_DB_POOL` (1 to 1,000), default 16.
+/// Processes sharing one server share its `max_connections`.
+fn pool_size() -> Result<u32, AppError> {
+    match std::env::var("STORYCHAIN_DB_POOL") {
+        Err(_) => Ok(16),
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                recount::Error::invalid(
+                    "STORYCHAIN_DB_POOL",
+                    format!("`{text}`: connections per process, from 1 to 1000"),
+                )
+                .into()
+            }),
     }
 }
 
