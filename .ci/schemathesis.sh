@@ -10,7 +10,8 @@ port="${STORYCHAIN_FUZZ_PORT:-18089}"
 work="$(mktemp -d)"
 admin="admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 python3 -m pip install -q --disable-pip-version-check schemathesis >/dev/null 2>&1 || python3 -m pip install -q schemathesis
-STORYCHAIN_WEBHOOK_HOSTS=127.0.0.1 STORYCHAIN_ADMIN_TOKEN="$admin" RUST_LOG=warn "$bin" serve --addr "127.0.0.1:$port" --db "$work/fuzz.db" >"$work/serve.log" 2>&1 &
+# The SQLite file in $work, whatever DATABASE_URL says.
+env -u DATABASE_URL STORYCHAIN_WEBHOOK_HOSTS=127.0.0.1 STORYCHAIN_ADMIN_TOKEN="$admin" RUST_LOG=warn "$bin" serve --addr "127.0.0.1:$port" --db "$work/fuzz.db" >"$work/serve.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done

@@ -9,7 +9,11 @@ use sqlx::PgConnection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// How a read model kept in PostgreSQL tables changes with each batch.
+/// How a read model kept in PostgreSQL tables changes with each batch, through sqlx itself.
+///
+/// For a read model written once for PostgreSQL and SQLite, implement
+/// [`recount::sql::SqlReadModel`] and run it with [`recount::sql::SqlProjection`]; this trait
+/// is for a model that needs PostgreSQL's own API (arrays and `UNNEST`, `COPY`).
 ///
 /// Every method runs inside the transaction that also moves the projection's checkpoint: the
 /// model's rows and its checkpoint commit together or not at all.

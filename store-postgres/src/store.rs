@@ -99,8 +99,10 @@ impl PgEventStore {
         options.options([("jit", "off")])
     }
 
-    /// A store on an existing pool. Every object lives in `options.schema`, named explicitly
-    /// in each statement, so the pool's `search_path` does not matter. Does not migrate.
+    /// A store on an existing pool. Every object of the store lives in `options.schema`,
+    /// named explicitly in each statement. SQL read models (`recount::sql`) name their tables
+    /// unqualified: they resolve through the pool's `search_path` ([`connect`](Self::connect)
+    /// sets it to the schema, then `public`). Does not migrate.
     ///
     /// Build the pool's connect options with [`session_options`](Self::session_options), or
     /// the store's reads may pay for JIT compilation on a large log.

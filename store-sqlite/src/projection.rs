@@ -7,7 +7,11 @@ use recount::{Cursor, LogFilter, RecordedEvent, Result};
 use rusqlite::Transaction;
 use std::sync::Arc;
 
-/// How a read model kept in SQLite tables changes with each event.
+/// How a read model kept in SQLite tables changes with each event, through rusqlite itself.
+///
+/// For a read model written once for SQLite and PostgreSQL, implement
+/// [`recount::sql::SqlReadModel`] and run it with [`recount::sql::SqlProjection`]; this trait
+/// is for a model that needs rusqlite's own API.
 ///
 /// Every method runs on the store's writer thread inside the transaction that also moves the
 /// projection's checkpoint: the model's rows and its checkpoint commit together or not at all.

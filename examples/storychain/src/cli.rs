@@ -73,6 +73,11 @@ pub enum Command {
         /// Events per batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Before dropping the old version, check that the new one holds exactly the same
+        /// rows (the old one was built live); a difference is reported and fails the command,
+        /// and both versions are kept to look at.
+        #[arg(long)]
+        verify: bool,
     },
     /// Serves the HTTP API, with the background consumers unless `--no-workers`.
     Serve {

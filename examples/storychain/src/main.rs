@@ -43,7 +43,8 @@ fn main() -> std::process::ExitCode {
                 projection,
                 db,
                 batch,
-            } => commands::rebuild(&db.db, &projection, batch).await,
+                verify,
+            } => commands::rebuild(&db.db, &projection, batch, verify).await,
             Command::Serve {
                 addr,
                 db,

@@ -344,20 +344,28 @@ fn manager_checkpoints(partitions: Option<u32>) -> Vec<String> {
     }
 }
 
+/// A fresh database (`None`, after saying why, without a server), its URL, and the app on it.
+async fn database(
+    test: &str,
+) -> Option<(recount_postgres::testing::TestDatabase, String, StoryChain)> {
+    let server = recount_postgres::testing::server_or_skip(test)?;
+    let db = recount_postgres::testing::TestDatabase::create(&server).await;
+    let url = db.url();
+    let app = StoryChain::open_database(&Database::Postgres(url.clone()))
+        .await
+        .unwrap();
+    Some((db, url, app))
+}
+
 /// The tests of this file run one at a time: each starts five processes on the server.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let Some(server) = recount_postgres::testing::server_or_skip("scale_out takeover") else {
+    let Some((db, url, app)) = database("scale_out takeover").await else {
         return;
     };
-    let db = recount_postgres::testing::TestDatabase::create(&server).await;
-    let url = db.url();
-    let app = StoryChain::open_database(&Database::Postgres(url.clone()))
-        .await
-        .unwrap();
     let (api_a, base_a) = Proc::serve("api-a", &url);
     let (api_b, base_b) = Proc::serve("api-b", &url);
     // Worker A starts first and takes every lease; B waits beside it.
@@ -465,14 +473,9 @@ async fn a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitioned_workers_split_the_process_managers_and_build_what_one_process_builds() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let Some(server) = recount_postgres::testing::server_or_skip("scale_out partitions") else {
+    let Some((db, url, app)) = database("scale_out partitions").await else {
         return;
     };
-    let db = recount_postgres::testing::TestDatabase::create(&server).await;
-    let url = db.url();
-    let app = StoryChain::open_database(&Database::Postgres(url.clone()))
-        .await
-        .unwrap();
     let (api, base) = Proc::serve("api", &url);
     let zero = Proc::worker("worker-0of2", &url, Some("0/2"));
     let one = Proc::worker("worker-1of2", &url, Some("1/2"));

@@ -10,7 +10,7 @@
 use recount::testing::Fixture;
 use recount_postgres::{PgEventStore, PgOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 pub use recount_postgres::testing::server_or_skip;
 use recount_postgres::testing::TestDatabase;

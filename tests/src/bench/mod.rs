@@ -194,3 +194,63 @@ impl BenchOptions {
         }
     }
 }
+
+/// The SQL read model of the `rebuild` scenario, one definition for both SQL stores: deposits
+/// and their sum per stream. A batch is summed per stream in Rust and written with one
+/// multi-row upsert, in the projection's transaction.
+#[derive(Debug)]
+struct Totals {
+    table: String,
+}
+
+impl recount::sql::SqlReadModel for Totals {
+    fn setup(&self, tx: &mut dyn recount::sql::SqlTx) -> Result<()> {
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (stream TEXT PRIMARY KEY, deposits BIGINT NOT NULL, total BIGINT NOT NULL)",
+            self.table
+        ))
+    }
+
+    fn apply_batch(
+        &self,
+        tx: &mut dyn recount::sql::SqlTx,
+        events: &[recount::RecordedEvent],
+    ) -> Result<()> {
+        use recount::sql::SqlValue;
+        let mut sums = std::collections::HashMap::<&str, (i64, i64)>::new();
+        for e in events {
+            let deposit: crate::fixtures::BenchEvent = e.payload_as()?;
+            let s = sums.entry(e.stream.as_str()).or_default();
+            s.0 += 1;
+            s.1 += deposit.amount as i64;
+        }
+        let rows: Vec<Vec<SqlValue<'_>>> = sums
+            .into_iter()
+            .map(|(stream, (n, total))| vec![stream.into(), n.into(), total.into()])
+            .collect();
+        let t = &self.table;
+        recount::sql::execute_rows(tx, 3, &rows, |k| {
+            format!(
+                "INSERT INTO {t} (stream, deposits, total) VALUES {} ON CONFLICT (stream) DO UPDATE \
+                 SET deposits = {t}.deposits + excluded.deposits, total = {t}.total + excluded.total",
+                recount::sql::placeholders(k, 3)
+            )
+        })
+        .map(drop)
+    }
+
+    fn drop_tables(&self, tx: &mut dyn recount::sql::SqlTx) -> Result<()> {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table))
+    }
+}
+
+/// The `rebuild` scenario's SQL projection on `store`, at `version`.
+fn sql_totals<S>(store: S, version: u32) -> Box<dyn recount::projection::Consumer>
+where
+    S: recount::sql::SqlStore + Clone,
+{
+    let model = Totals {
+        table: format!("bench_totals_v{version}"),
+    };
+    Box::new(recount::sql::SqlProjection::new(store, "bench-totals", model).with_version(version))
+}

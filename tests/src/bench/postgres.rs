@@ -220,12 +220,7 @@ fn category(stream: &str) -> &str {
 #[async_trait]
 impl RawStore for PgRaw {
     fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
-        let model = Totals {
-            table: format!("bench_totals_v{version}"),
-        };
-        let p = recount_postgres::PgProjection::new(self.store.clone(), "bench-totals", model)
-            .with_version(version);
-        Some(Box::new(p))
+        Some(super::sql_totals(self.store.clone(), version))
     }
 
     async fn storage(&self) -> Result<super::Storage> {
@@ -354,70 +349,5 @@ impl RawStore for PgRaw {
             .await
             .map_err(Error::store)?;
         rows(found)
-    }
-}
-
-/// The SQL read model of the `rebuild` scenario: deposits and their sum per stream. A batch
-/// is summed per stream in Rust and written with one `UNNEST` upsert, in the projection's
-/// transaction.
-#[derive(Debug)]
-struct Totals {
-    table: String,
-}
-
-#[async_trait]
-impl recount_postgres::PgReadModel for Totals {
-    async fn setup(&self, conn: &mut PgConnection) -> Result<()> {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {} (stream text PRIMARY KEY, deposits bigint NOT NULL, total bigint NOT NULL)",
-            self.table
-        );
-        sqlx::query(&sql)
-            .execute(conn)
-            .await
-            .map(drop)
-            .map_err(Error::store)
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, event: &recount::RecordedEvent) -> Result<()> {
-        self.apply_batch(conn, std::slice::from_ref(event)).await
-    }
-
-    async fn apply_batch(
-        &self,
-        conn: &mut PgConnection,
-        events: &[recount::RecordedEvent],
-    ) -> Result<()> {
-        let mut sums: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
-        for e in events {
-            let deposit: crate::fixtures::BenchEvent = e.payload_as()?;
-            let s = sums.entry(e.stream.as_str()).or_default();
-            s.0 += 1;
-            s.1 += deposit.amount as i64;
-        }
-        let streams: Vec<&str> = sums.keys().copied().collect();
-        let (counts, totals): (Vec<i64>, Vec<i64>) = sums.values().copied().unzip();
-        let sql = format!(
-            "INSERT INTO {0} (stream, deposits, total) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) \
-             ON CONFLICT (stream) DO UPDATE SET deposits = {0}.deposits + excluded.deposits, total = {0}.total + excluded.total",
-            self.table
-        );
-        sqlx::query(&sql)
-            .bind(streams)
-            .bind(counts)
-            .bind(totals)
-            .execute(conn)
-            .await
-            .map(drop)
-            .map_err(Error::store)
-    }
-
-    async fn drop_tables(&self, conn: &mut PgConnection) -> Result<()> {
-        let sql = format!("DROP TABLE IF EXISTS {}", self.table);
-        sqlx::query(&sql)
-            .execute(conn)
-            .await
-            .map(drop)
-            .map_err(Error::store)
     }
 }

@@ -124,12 +124,7 @@ impl RawStore for SqliteRaw {
     }
 
     fn sql_projection(&self, version: u32) -> Option<Box<dyn recount::projection::Consumer>> {
-        let model = Totals {
-            table: format!("bench_totals_v{version}"),
-        };
-        let p = recount_sqlite::SqliteProjection::new(self.store.clone(), "bench-totals", model)
-            .with_version(version);
-        Some(Box::new(p))
+        Some(super::sql_totals(self.store.clone(), version))
     }
 
     async fn append_expecting(
@@ -210,40 +205,5 @@ impl RawStore for SqliteRaw {
                 rows.collect()
             })
             .await
-    }
-}
-
-/// The SQL read model of the `rebuild` scenario: deposits and their sum per stream, one
-/// upsert per event through a cached statement, in the projection's transaction.
-#[derive(Debug)]
-struct Totals {
-    table: String,
-}
-
-impl recount_sqlite::SqliteReadModel for Totals {
-    fn setup(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {} (stream TEXT PRIMARY KEY, deposits INTEGER NOT NULL, total INTEGER NOT NULL)",
-            self.table
-        );
-        tx.execute_batch(&sql).map_err(Error::store)
-    }
-
-    fn apply(&self, tx: &rusqlite::Transaction<'_>, event: &recount::RecordedEvent) -> Result<()> {
-        let deposit: crate::fixtures::BenchEvent = event.payload_as()?;
-        let sql = format!(
-            "INSERT INTO {} (stream, deposits, total) VALUES (?1, 1, ?2) \
-             ON CONFLICT (stream) DO UPDATE SET deposits = deposits + 1, total = total + ?2",
-            self.table
-        );
-        let mut stmt = tx.prepare_cached(&sql).map_err(Error::store)?;
-        stmt.execute((event.stream.as_str(), deposit.amount as i64))
-            .map_err(Error::store)?;
-        Ok(())
-    }
-
-    fn drop_tables(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", self.table))
-            .map_err(Error::store)
     }
 }

@@ -137,6 +137,42 @@ impl StoryChain {
         Ok((from, from + 1, n))
     }
 
+    /// Builds version v+1 of projection `name` beside v and switches readers to it, keeping
+    /// v (to compare, then [`drop_version`](Self::drop_version)). Returns (v, v+1, events).
+    pub async fn rebuild_beside(
+        &self,
+        name: &str,
+        batch_size: usize,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<(u32, u32, u64), AppError> {
+        let from = active(self.store(), name).await?;
+        let next = projection(self.store(), name, from + 1)?;
+        let n = rebuild(
+            self.store(),
+            next,
+            None::<&AnyProjection>,
+            batch_size,
+            progress,
+        )
+        .await?;
+        Ok((from, from + 1, n))
+    }
+
+    /// Drops the tables of version `version` of projection `name` (not the active one).
+    pub async fn drop_version(&self, name: &str, version: u32) -> Result<(), AppError> {
+        if active(self.store(), name).await? == version {
+            return Err(recount::Error::invalid(
+                "version",
+                format!("v{version} of {name} is the one readers use"),
+            )
+            .into());
+        }
+        projection(self.store(), name, version)?
+            .drop_storage()
+            .await?;
+        Ok(())
+    }
+
     /// Rebuilds projection `name` while the service runs: the next version is built beside
     /// the active one, readers switch to it, and once no process runs the old version any
     /// more (every [`ActiveVersion`] follows the switch within a second; a dead process's

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 /// `storychain rebuild <projection>`: builds version v+1 beside v with a progress bar
-/// (done / total, events/s, ETA), switches readers, drops v.
-pub async fn rebuild(db: &Path, name: &str, batch: usize) -> CliResult {
+/// (done / total, events/s, ETA), switches readers, drops v. With `verify`, v+1 is compared
+/// row by row with v before v is dropped; a difference fails the command and keeps both.
+pub async fn rebuild(db: &Path, name: &str, batch: usize, verify: bool) -> CliResult {
     let app = super::open_app(db).await?;
     let bar = progress_bar(
         0,
@@ -17,15 +18,42 @@ pub async fn rebuild(db: &Path, name: &str, batch: usize) -> CliResult {
     );
     bar.set_message(format!("rebuilding {name}"));
     let started = Instant::now();
-    let (from, to, n) = app
-        .rebuild(name, batch, |p| {
-            bar.set_length(p.done + p.remaining);
-            bar.set_position(p.done);
-        })
-        .await?;
+    let progress = |p: recount::projection::Progress| {
+        bar.set_length(p.done + p.remaining);
+        bar.set_position(p.done);
+    };
+    let (from, to, n, rows) = if verify {
+        let (from, to, n) = app.rebuild_beside(name, batch, progress).await?;
+        (from, to, n, Some(()))
+    } else {
+        let (from, to, n) = app.rebuild(name, batch, progress).await?;
+        (from, to, n, None)
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!("rebuilt {name}: v{from} -> v{to}, {n} events in {secs:.2}s ({:.0} events/s); readers now use v{to}, v{from} dropped", n as f64 / secs);
+    let rate = n as f64 / secs;
+    if rows.is_none() {
+        println!("rebuilt {name}: v{from} -> v{to}, {n} events in {secs:.2}s ({rate:.0} events/s); readers now use v{to}, v{from} dropped");
+        return Ok(());
+    }
+    println!("rebuilt {name}: v{from} -> v{to}, {n} events in {secs:.2}s ({rate:.0} events/s); readers now use v{to}");
+    let models = ReadModels::open(app.store()).await?;
+    let (old, new) = (models.dump(name, from).await?, models.dump(name, to).await?);
+    if let Some(i) = (0..old.len().max(new.len())).find(|&i| old.get(i) != new.get(i)) {
+        return Err(format!(
+            "v{to} differs from v{from} ({} rows against {}); first difference: v{from} {:?}, v{to} {:?}; both kept",
+            new.len(),
+            old.len(),
+            old.get(i),
+            new.get(i)
+        )
+        .into());
+    }
+    app.drop_version(name, from).await?;
+    println!(
+        "verified: v{to} holds the same {} rows as v{from}; v{from} dropped",
+        new.len()
+    );
     Ok(())
 }
 
