@@ -370,7 +370,7 @@ pub trait SqlTx {
 }
 
 /// Parameters given as a tuple or an array of values that convert to [`SqlValue`]s, for
-/// [`exec`](SqlTx::exec), [`rows`](SqlTx::rows) and [`row`](SqlTx::row):
+/// `exec`, `rows` and `row` (methods of `dyn SqlTx`):
 /// `tx.exec(sql, (&id, 3, "text"))`.
 pub trait IntoSqlParams<'a> {
     /// The values, in placeholder order.
