@@ -186,21 +186,12 @@ impl StoryChain {
         stop_timeout: std::time::Duration,
         progress: impl FnMut(Progress) + Send,
     ) -> Result<(u32, u32, u64, bool), AppError> {
-        let from = active(self.store(), name).await?;
-        let next = projection(self.store(), name, from + 1)?;
-        let n = rebuild(
-            self.store(),
-            next,
-            None::<&AnyProjection>,
-            batch_size,
-            progress,
-        )
-        .await?;
+        let (from, to, n) = self.rebuild_beside(name, batch_size, progress).await?;
         let old = checkpoint_name(name, from, None);
         let stopped = ActiveVersion::wait_until_stopped(self.store(), &old, stop_timeout).await?;
         if stopped {
             projection(self.store(), name, from)?.drop_storage().await?;
         }
-        Ok((from, from + 1, n, stopped))
+        Ok((from, to, n, stopped))
     }
 }
