@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 /// `storychain rebuild <projection>`: builds version v+1 beside v with a progress bar
-/// (done / total, events/s, ETA), switches readers, drops v. With `verify`, v+1 is compared
-/// row by row with v before v is dropped; a difference fails the command and keeps both.
+/// (done / total, events/s, ETA), switches readers, drops v. With `verify`, v is first caught
+/// up with the log, then v+1 is compared row by row with it before v is dropped; a
+/// difference fails the command and keeps both.
 pub async fn rebuild(db: &Path, name: &str, batch: usize, verify: bool) -> CliResult {
     let app = super::open_app(db).await?;
     let bar = progress_bar(
@@ -23,6 +24,12 @@ pub async fn rebuild(db: &Path, name: &str, batch: usize, verify: bool) -> CliRe
         bar.set_position(p.done);
     };
     let (from, to, n, rows) = if verify {
+        // The live version first catches up with the log, so that both versions end at the
+        // same event (run it with no writers, or they will not).
+        let caught_up = app.projection_runner(name).await?.catch_up().await?;
+        if caught_up > 0 {
+            println!("{name}: the live version caught up with {caught_up} events");
+        }
         let (from, to, n) = app.rebuild_beside(name, batch, progress).await?;
         (from, to, n, Some(()))
     } else {
