@@ -123,12 +123,25 @@ pub struct StatRow {
 }
 
 /// The read models, at the versions readers use. Each query runs on a read connection of
-/// the store; tables once seen to exist are not looked up again.
+/// the store; tables once seen to exist are not looked up again. A long-lived `ReadModels`
+/// (a process manager's) reads the active versions again when they are more than a second
+/// old, so it follows a rebuild's switch as the runners do.
 #[derive(Debug, Clone)]
 pub struct ReadModels {
     store: Store,
-    versions: BTreeMap<&'static str, u32>,
+    versions: Arc<Mutex<(std::time::Instant, BTreeMap<&'static str, u32>)>>,
     seen: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// How long the active versions are trusted before they are read again.
+const VERSIONS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn versions(store: &Store) -> Result<BTreeMap<&'static str, u32>, Error> {
+    let mut versions = BTreeMap::new();
+    for name in PROJECTIONS {
+        versions.insert(name, active(store, name).await?);
+    }
+    Ok(versions)
 }
 
 fn story_row(r: &SqlRow) -> Result<StoryRow, Error> {
@@ -156,20 +169,34 @@ fn text(s: &str) -> SqlValue<'static> {
 impl ReadModels {
     /// The read models of `store` at the versions readers use now.
     pub async fn open(store: &Store) -> Result<Self, Error> {
-        let mut versions = BTreeMap::new();
-        for name in PROJECTIONS {
-            versions.insert(name, active(store, name).await?);
-        }
         Ok(ReadModels {
             store: store.clone(),
-            versions,
+            versions: Arc::new(Mutex::new((
+                std::time::Instant::now(),
+                versions(store).await?,
+            ))),
             seen: Arc::default(),
         })
     }
 
+    /// The version readers use of `name`, read again when the last read is over a second old.
+    async fn version(&self, name: &str) -> Result<u32, Error> {
+        let stale = {
+            let v = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            v.0.elapsed() > VERSIONS_FOR
+        };
+        if stale {
+            let fresh = versions(&self.store).await?;
+            *self.versions.lock().unwrap_or_else(|p| p.into_inner()) =
+                (std::time::Instant::now(), fresh);
+        }
+        let v = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(v.1.get(name).copied().unwrap_or(1))
+    }
+
     /// The table of `name` at its active version, if it exists yet.
     async fn table(&self, name: &str, suffix: &str) -> Result<Option<String>, Error> {
-        let version = self.versions.get(name).copied().unwrap_or(1);
+        let version = self.version(name).await?;
         let table = format!("{name}_v{version}{suffix}");
         let known = self
             .seen
