@@ -55,6 +55,11 @@ fn server() -> Result<(String, PgConnectOptions), String> {
         .clone()
 }
 
+/// `DATABASE_URL`, once it answered.
+fn server_url() -> Option<String> {
+    server().ok().map(|(url, _)| url)
+}
+
 /// The server, or `None` after printing why the calling test is skipped. Panics instead
 /// when `CI` is set.
 pub fn server_or_skip(test: &str) -> Option<PgConnectOptions> {
@@ -77,15 +82,30 @@ pub fn server_or_skip(test: &str) -> Option<PgConnectOptions> {
 #[derive(Debug, Clone)]
 pub struct TestDatabase {
     server: PgConnectOptions,
+    /// The server's URL, for [`url`](Self::url).
+    server_url: String,
     name: String,
 }
 
 impl TestDatabase {
-    /// Creates a database with a fresh name (`recount_test_<uuid>`) on `server`; panics
-    /// when it cannot.
+    /// Creates a database with a fresh name (`recount_test_<uuid>`) on `server` (the one
+    /// `DATABASE_URL` names, as [`server_or_skip`] returns it); panics when it cannot.
     pub async fn create(server: &PgConnectOptions) -> TestDatabase {
+        let url = server_url().unwrap_or_default();
+        Self::create_with(server.clone(), url).await
+    }
+
+    /// Like [`create`](Self::create), on the server of `url` (`postgres://…/any-database`).
+    pub async fn create_at(url: &str) -> TestDatabase {
+        let server = PgConnectOptions::from_str(url)
+            .expect("a PostgreSQL URL")
+            .disable_statement_logging();
+        Self::create_with(server, url.to_owned()).await
+    }
+
+    async fn create_with(server: PgConnectOptions, server_url: String) -> TestDatabase {
         let name = format!("recount_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect_with(server)
+        let mut admin = PgConnection::connect_with(&server)
             .await
             .expect("connect to the server");
         sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -94,7 +114,8 @@ impl TestDatabase {
             .expect("create a test database");
         let _ = admin.close().await;
         TestDatabase {
-            server: server.clone(),
+            server,
+            server_url,
             name,
         }
     }
@@ -103,6 +124,7 @@ impl TestDatabase {
     pub fn named(server: &PgConnectOptions, name: &str) -> TestDatabase {
         TestDatabase {
             server: server.clone(),
+            server_url: server_url().unwrap_or_default(),
             name: name.to_owned(),
         }
     }
@@ -117,22 +139,22 @@ impl TestDatabase {
         self.server.clone().database(&self.name)
     }
 
-    /// A URL for it: `DATABASE_URL` with this database in place of the server's (for
+    /// A URL for it: the server's URL with this database in place of the server's (for
     /// programs that take a URL).
     pub fn url(&self) -> String {
-        let base = server().map(|(url, _)| url).unwrap_or_default();
-        let (base, query) = base
-            .split_once('?')
-            .map_or((base.as_str(), ""), |(b, q)| (b, q));
-        let authority_end = base.find("://").map_or(0, |i| {
-            i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)
-        });
-        let mut url = format!("{}/{}", &base[..authority_end], self.name);
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(query);
+        let (base, query) = match self.server_url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (self.server_url.as_str(), None),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[scheme_end..].find('/') {
+            Some(i) => &base[..scheme_end + i],
+            None => base,
+        };
+        match query {
+            Some(q) => format!("{root}/{}?{q}", self.name),
+            None => format!("{root}/{}", self.name),
         }
-        url
     }
 
     /// Drops the database, terminating anything still connected; reports (on stderr) but

@@ -144,29 +144,17 @@ fn postgres_addr(url: &str) -> Option<std::net::SocketAddr> {
 }
 
 /// A database of its own on the server of `DATABASE_URL`, created and migrated, dropped by
-/// [`TempDatabase::drop_database`].
+/// [`TempDatabase::drop_database`] (a [`recount_postgres::testing::TestDatabase`], migrated).
 #[derive(Debug)]
 pub struct TempDatabase {
-    server: String,
-    name: String,
+    db: recount_postgres::testing::TestDatabase,
 }
 
 impl TempDatabase {
     /// Creates a fresh database and migrates Recount's schema into it.
     pub async fn create(server: &str) -> TempDatabase {
-        use sqlx::Connection;
-        let name = format!("recount_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(server)
-            .await
-            .expect("connect to the server");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create a test database");
-        let _ = admin.close().await;
         let db = TempDatabase {
-            server: server.to_owned(),
-            name,
+            db: recount_postgres::testing::TestDatabase::create_at(server).await,
         };
         db.store().await.migrate().await.expect("migrate");
         db
@@ -174,19 +162,7 @@ impl TempDatabase {
 
     /// The database's URL.
     pub fn url(&self) -> String {
-        let (base, query) = match self.server.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (self.server.as_str(), None),
-        };
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let root = match base[scheme_end..].find('/') {
-            Some(i) => &base[..scheme_end + i],
-            None => base,
-        };
-        match query {
-            Some(q) => format!("{root}/{}?{q}", self.name),
-            None => format!("{root}/{}", self.name),
-        }
+        self.db.url()
     }
 
     /// A store on the database.
@@ -198,15 +174,6 @@ impl TempDatabase {
 
     /// Drops the database, disconnecting whoever is still on it.
     pub async fn drop_database(self) {
-        use sqlx::Connection;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.server).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .await;
-            let _ = admin.close().await;
-        }
+        self.db.drop().await;
     }
 }

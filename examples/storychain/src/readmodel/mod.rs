@@ -93,10 +93,7 @@ pub async fn reached(
     let deadline = std::time::Instant::now() + timeout;
     'wait: loop {
         for name in names {
-            let version = active(store, name).await?;
-            let at = store
-                .load_checkpoint(&recount::projection::checkpoint_name(name, version, None))
-                .await?;
+            let at = position(store, name).await?;
             if at.is_none_or(|at| at < cursor) {
                 if std::time::Instant::now() >= deadline {
                     return Ok(false);
